@@ -1,0 +1,3 @@
+from topictree_hf.cli import main
+
+raise SystemExit(main())

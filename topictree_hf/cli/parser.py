@@ -1,0 +1,69 @@
+"""argparse plumbing shared by every command: one-line usage errors (exit 2) and the common flags."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line naming the fix, exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(2)
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def add_config_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config (see `topictree init`); default: built-in defaults")
+
+
+# flag -> (dotted config key, argparse kwargs)
+COMMON_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "--root": ("root", {"metavar": "TEXT", "help": "root topic"}),
+    "--depth": ("tree.depth", {"type": positive_int, "metavar": "N", "help": "tree depth below the root"}),
+    "--degree": ("tree.degree", {"type": positive_int, "metavar": "N", "help": "subtopics per node"}),
+    "--samples": ("generation.num_samples", {"type": positive_int, "metavar": "N", "help": "samples in all"}),
+    "--format": ("generation.formats", {"metavar": "F", "help": "qa, instruction, chat, code, custom (comma list)"}),
+    "--temperature": ("generation.temperature", {"type": float, "metavar": "T", "help": "sampling temperature"}),
+    "--backend": ("engine.backend", {"metavar": "B", "help": "transformers | vllm | openai"}),
+    "--model": ("engine.model", {"metavar": "M", "help": "bundled:smollm2-135m-instruct, a folder or a .gguf"}),
+    "--base-url": ("engine.base_url", {"metavar": "URL", "help": "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"}),
+    "--batch-size": ("engine.batch_size", {"type": positive_int, "metavar": "N", "help": "requests per engine call"}),
+    "--seed": ("generation.seed", {"type": int, "metavar": "S", "help": "seed for allocation and sampling"}),
+    "--run-dir": ("output.run_dir", {"metavar": "DIR", "help": "run directory (default runs/<name>)"}),
+    "--out": ("output.dataset_dir", {"metavar": "DIR", "help": "dataset folder (default RUN_DIR/dataset)"}),
+}
+
+
+def add_common_flags(p: argparse.ArgumentParser, names: list[str]) -> None:
+    for flag in names:
+        _, kwargs = COMMON_FLAGS[flag]
+        p.add_argument(flag, default=None, **kwargs)
+    p.add_argument("--force", action="store_true", help="go on past a size guard or a changed config")
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """CLI flags as dotted config overrides (flags left unset are None and ignored)."""
+    out: dict[str, Any] = {}
+    for flag, (key, _) in COMMON_FLAGS.items():
+        value = getattr(args, flag.lstrip("-").replace("-", "_"), None)
+        if value is None:
+            continue
+        if key == "generation.formats":
+            value = [f.strip() for f in str(value).split(",") if f.strip()]
+        out[key] = value
+    if getattr(args, "force", False):
+        out["tree.force"] = True
+    return out

@@ -1,0 +1,257 @@
+"""The user's config: YAML into pydantic models that forbid unknown keys.
+
+`load_config(path, overrides)` is the one entry point; CLI flags arrive as dotted overrides
+(`{"tree.depth": 3}`) and win over the file. Every validation problem becomes one `ConfigError`
+line that names the key and the fix.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from topictree_hf.errors import ConfigError
+
+BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
+BACKENDS = ("transformers", "vllm", "openai")
+FORMATS = ("qa", "instruction", "chat", "code", "custom")
+MAX_LEAVES = 10_000_000
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class TreeConfig(_Model):
+    depth: int = Field(2, ge=1, le=12, description="levels below the root")
+    degree: int = Field(3, ge=1, le=100, description="subtopics per node")
+    dedup: Literal["exact", "semantic"] = "exact"
+    semantic_threshold: float = Field(0.88, gt=0.0, le=1.0)
+    max_reasks: int = Field(2, ge=0, le=10)
+    min_chars: int = Field(3, ge=1)
+    max_chars: int = Field(80, ge=4)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: int = Field(192, ge=16)
+    force: bool = False
+
+
+class CustomFormat(_Model):
+    template: str = Field(..., description="Jinja template; gets path, root, leaf, angle, instructions")
+    json_schema: dict[str, Any] = Field(..., description="JSON schema of one sample")
+    messages: list[dict[str, str]] = Field(
+        ..., description="role -> field mapping, e.g. [{role: user, field: question}, ...]"
+    )
+
+
+class GenerationConfig(_Model):
+    formats: list[str] = Field(default_factory=lambda: ["qa"], min_length=1)
+    num_samples: int = Field(18, ge=1)
+    samples_per_leaf: int | None = Field(None, ge=1)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=8)
+    seed: int = 42
+    system_prompt: str | None = None
+    instructions: str | None = None
+    mode: Literal["auto", "json", "text"] = "auto"
+    chat_turns: int = Field(2, ge=1, le=10)
+    max_retries: int = Field(1, ge=0, le=5)
+    templates: dict[str, str] = Field(default_factory=dict, description="format -> template file override")
+    custom: CustomFormat | None = None
+
+    @field_validator("formats")
+    @classmethod
+    def _known_formats(cls, formats: list[str]) -> list[str]:
+        for f in formats:
+            if f not in FORMATS:
+                raise ValueError(f"unknown format {f!r}; choose from {', '.join(FORMATS)}")
+        return formats
+
+    @model_validator(mode="after")
+    def _custom_needs_spec(self) -> GenerationConfig:
+        if "custom" in self.formats and self.custom is None:
+            raise ValueError("format 'custom' needs a generation.custom block (template, json_schema, messages)")
+        return self
+
+
+class EngineConfig(_Model):
+    backend: str = "transformers"
+    model: str = BUNDLED_MODEL
+    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
+    batch_size: int = Field(32, ge=1)
+    device: str | None = Field(None, description="transformers: cpu, cuda, cuda:1 (default: cuda if present)")
+    tensor_parallel_size: int = Field(1, ge=1)
+    max_num_seqs: int | None = Field(None, ge=1)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, ge=64)
+    base_url: str | None = None
+    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key, never the key")
+    max_concurrency: int = Field(64, ge=1)
+    request_timeout: float = Field(600.0, gt=0)
+    max_retries: int = Field(4, ge=0)
+    options: dict[str, Any] = Field(default_factory=dict, description="passed through to the backend")
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, backend: str) -> str:
+        from topictree_hf.engines.registry import known_backends
+
+        if backend not in known_backends():
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(known_backends())}")
+        return backend
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not re.match(r"^https?://[^\s/]+", url):
+            raise ValueError(f"base_url {url!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+        return url
+
+    @model_validator(mode="after")
+    def _openai_needs_url(self) -> EngineConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs a server URL: pass --base-url http://HOST:PORT/v1")
+        return self
+
+
+class SplitConfig(_Model):
+    test_size: float = Field(0.1, ge=0.0, lt=1.0)
+    by: Literal["leaf", "subtree"] = "leaf"
+    seed: int = 0
+
+
+class OutputConfig(_Model):
+    run_dir: Path | None = Field(None, description="default: runs/<name>")
+    dataset_dir: Path | None = Field(None, description="default: <run_dir>/dataset")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    license: str = "apache-2.0"
+    language: list[str] = Field(default_factory=lambda: ["en"])
+    pretty_name: str | None = None
+
+
+class HubConfig(_Model):
+    repo_id: str | None = None
+    private: bool = True
+
+
+class Config(_Model):
+    name: str | None = Field(None, description="run name; default: slug of the root topic")
+    root: str = "Historical Events"
+    tree: TreeConfig = Field(default_factory=TreeConfig)
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
+
+    @field_validator("root")
+    @classmethod
+    def _non_empty_root(cls, root: str) -> str:
+        root = " ".join(root.split())
+        if not root:
+            raise ValueError("the root topic is empty: pass --root 'Historical Events' or set root:")
+        return root
+
+    @model_validator(mode="after")
+    def _tree_not_too_big(self) -> Config:
+        if self.tree.degree**self.tree.depth > MAX_LEAVES and not self.tree.force:
+            raise ValueError(
+                f"degree^depth = {self.tree.degree}^{self.tree.depth} exceeds {MAX_LEAVES:,} leaves; "
+                "lower depth/degree or pass --force"
+            )
+        return self
+
+    @property
+    def run_name(self) -> str:
+        return self.name or slugify(self.root)
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output.run_dir or Path("runs") / self.run_name
+
+    @property
+    def dataset_dir(self) -> Path:
+        return self.output.dataset_dir or self.run_dir / "dataset"
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:60] or "run"
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read YAML at `path` (or start from defaults), apply dotted `overrides`, validate."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        data = _read_yaml(Path(path))
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(data, dotted, value)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_one_line(exc, source)) from None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist; create one with `topictree init {path}`")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"config file {path}{where} is not valid YAML; fix the syntax there") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc.__class__.__name__}; check the path") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of keys (root:, tree:, ...), not a list")
+    return data
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    node = data
+    for key in parents:
+        child = node.setdefault(key, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"config key {key!r} must be a mapping to set {dotted} from a flag")
+        node = child
+    node[leaf] = value
+
+
+def _one_line(exc: ValidationError, source: str) -> str:
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        parent = _model_at(err["loc"][:-1])
+        allowed = ", ".join(parent.model_fields) if parent else ""
+        return f"unknown config key {loc!r} in {source}; allowed here: {allowed}"
+    msg = err["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    got = err.get("input")
+    shown = f" (got {got!r})" if got is not None and not isinstance(got, dict | list) else ""
+    return f"config {loc}: {msg}{shown} in {source}{more}; fix that value"
+
+
+def _model_at(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for key in loc:
+        field = model.model_fields.get(str(key))
+        ann = getattr(field, "annotation", None) if field else None
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return None
+        model = ann
+    return model
+
+
+def resolved_dict(config: Config) -> dict[str, Any]:
+    """The resolved config as plain data, re-runnable and free of secrets (keys live in env vars)."""
+    return config.model_dump(mode="json", exclude_none=True)

@@ -1,0 +1,45 @@
+"""One registry for backends: built-ins register here exactly as a third-party backend would.
+
+A backend is registered by name with a factory, or with a "module:Class" string so that heavy
+imports (torch, vllm) happen only when that backend is created.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Union
+
+if TYPE_CHECKING:
+    from topictree_hf.config import EngineConfig
+    from topictree_hf.engines.base import Engine
+
+Factory = Callable[["EngineConfig"], "Engine"]
+_REGISTRY: dict[str, Union[str, Factory]] = {}  # noqa: UP007
+
+
+def register_backend(name: str, factory: str | Factory) -> None:
+    """Register `factory(engine_config) -> Engine` (or a lazy "module:Class" path) under `name`."""
+    _REGISTRY[name] = factory
+
+
+def known_backends() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_engine(config: EngineConfig) -> Engine:
+    """Build the engine the config names; backend errors are `TopicTreeError`s with a fix."""
+    from topictree_hf.errors import ConfigError
+
+    factory = _REGISTRY.get(config.backend)
+    if factory is None:
+        raise ConfigError(f"unknown backend {config.backend!r}; choose from {', '.join(known_backends())}")
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        factory = getattr(importlib.import_module(module), attr)
+    return factory(config)
+
+
+register_backend("transformers", "topictree_hf.engines.transformers_engine:TransformersEngine")
+register_backend("vllm", "topictree_hf.engines.vllm_engine:VLLMEngine")
+register_backend("openai", "topictree_hf.engines.openai_engine:OpenAIEngine")

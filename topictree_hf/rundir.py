@@ -1,0 +1,132 @@
+"""The run directory: everything a run writes, append-only, so every stage can resume.
+
+    RUN_DIR/
+      manifest.json      tool version, run-dir format version, the config fingerprint per stage
+      config.yaml        the resolved config (re-runnable, no secrets)
+      tree.jsonl         tree journal: one line per completed level
+      topic_tree.json    the finished tree (see tree/model.py)
+      topic_tree.png     a picture of it
+      samples-NNNNN.jsonl  sample journals (one record per valid sample; several shards allowed)
+      failures.jsonl     samples that failed after retries, with their reason
+      summary.json       counts of the last run
+
+A sample record: {id, topic_path, leaf_id, leaf, depth, format, messages, model, backend,
+mode, template, angle, temperature, top_p, seed, finish_reason, prompt_tokens, output_tokens, attempt}.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from topictree_hf import __version__
+from topictree_hf.config import Config, resolved_dict
+from topictree_hf.errors import RunDirError
+from topictree_hf.journal import read_jsonl, write_json_atomic
+
+RUN_FORMAT_VERSION = 1
+# Which config keys shape each stage's output: a change there makes existing results stale.
+STAGE_KEYS = {
+    "tree": ("root", "tree.depth", "tree.degree", "tree.dedup", "tree.semantic_threshold", "tree.min_chars",
+             "tree.max_chars", "tree.temperature", "engine.model"),
+    "generate": ("generation.formats", "generation.num_samples", "generation.samples_per_leaf",
+                 "generation.temperature", "generation.top_p", "generation.max_tokens", "generation.seed",
+                 "generation.system_prompt", "generation.instructions", "generation.mode",
+                 "generation.chat_turns", "generation.templates", "generation.custom", "engine.model"),
+}
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    manifest = property(lambda self: self.path / "manifest.json")
+    config_file = property(lambda self: self.path / "config.yaml")
+    tree_journal = property(lambda self: self.path / "tree.jsonl")
+    tree_file = property(lambda self: self.path / "topic_tree.json")
+    tree_png = property(lambda self: self.path / "topic_tree.png")
+    failures = property(lambda self: self.path / "failures.jsonl")
+    summary = property(lambda self: self.path / "summary.json")
+
+    def sample_shard(self, index: int = 0) -> Path:
+        return self.path / f"samples-{index:05d}.jsonl"
+
+    def sample_shards(self) -> list[Path]:
+        return sorted(self.path.glob("samples-*.jsonl"))
+
+    def iter_samples(self) -> Iterator[dict[str, Any]]:
+        """Every journaled sample once (first record per id wins), across all shards."""
+        seen: set[str] = set()
+        for shard in self.sample_shards():
+            for record in read_jsonl(shard):
+                sid = record.get("id")
+                if isinstance(sid, str) and sid not in seen:
+                    seen.add(sid)
+                    yield record
+
+    def iter_failures(self) -> Iterator[dict[str, Any]]:
+        yield from read_jsonl(self.failures)
+
+    def prepare(self, config: Config, stage: str, force: bool = False) -> None:
+        """Create the run dir, or check that an existing one was made by a compatible version and
+        the same config for `stage` (else one line saying what differs; `--force` goes on)."""
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            probe = self.path / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise RunDirError(f"run dir {self.path} is not writable ({exc.strerror}); pass --run-dir DIR "
+                              "with a writable folder") from None
+        current = fingerprints(config)
+        old = self.read_manifest()
+        if old is not None:
+            if old.get("format_version") != RUN_FORMAT_VERSION:
+                raise RunDirError(f"run dir {self.path} was made by topictree-hf {old.get('tool_version')} "
+                                  f"(format {old.get('format_version')}), incompatible with this version; "
+                                  "use a new --run-dir")
+            changed = _changed_keys(old.get("config", {}), resolved_dict(config), STAGE_KEYS.get(stage, ()))
+            if changed and not force:
+                raise RunDirError(f"the config changed since {self.path} was made ({', '.join(changed)}); "
+                                  "use a new --run-dir, or pass --force to continue with the new values")
+        manifest = {"tool_version": __version__, "format_version": RUN_FORMAT_VERSION,
+                    "fingerprints": current, "config": resolved_dict(config)}
+        write_json_atomic(self.manifest, manifest)
+        self.config_file.write_text(yaml.safe_dump(resolved_dict(config), sort_keys=False), encoding="utf-8")
+
+    def read_manifest(self) -> dict[str, Any] | None:
+        if not self.manifest.exists():
+            return None
+        try:
+            data = json.loads(self.manifest.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            raise RunDirError(f"{self.manifest} is corrupted; restore it or use a new --run-dir") from None
+        if not isinstance(data, dict):
+            raise RunDirError(f"{self.manifest} is corrupted; restore it or use a new --run-dir")
+        return data
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        write_json_atomic(self.summary, summary)
+
+
+def _get(data: dict[str, Any], dotted: str) -> Any:
+    for key in dotted.split("."):
+        if not isinstance(data, dict):
+            return None
+        data = data.get(key)  # type: ignore[assignment]
+    return data
+
+
+def _changed_keys(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    return [f"{k}: {_get(old, k)!r} -> {_get(new, k)!r}" for k in keys if _get(old, k) != _get(new, k)]
+
+
+def fingerprints(config: Config) -> dict[str, str]:
+    data = resolved_dict(config)
+    return {stage: hashlib.sha256(json.dumps([_get(data, k) for k in keys], sort_keys=True, default=str)
+                                  .encode()).hexdigest()[:16] for stage, keys in STAGE_KEYS.items()}
