@@ -72,9 +72,10 @@ class RunDir:
     def iter_failures(self) -> Iterator[dict[str, Any]]:
         yield from read_jsonl(self.failures)
 
-    def prepare(self, config: Config, stage: str, force: bool = False) -> None:
-        """Create the run dir, or check that an existing one was made by a compatible version and
-        the same config for `stage` (else one line saying what differs; `--force` goes on)."""
+    def prepare(self, config: Config, force: bool = False) -> None:
+        """Create the run dir, or check that an existing one was made by a compatible version and,
+        for every stage that already has results here, the same config (else one line saying what
+        differs; `--force` goes on with the new values)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -90,7 +91,8 @@ class RunDir:
                 raise RunDirError(f"run dir {self.path} was made by topictree-hf {old.get('tool_version')} "
                                   f"(format {old.get('format_version')}), incompatible with this version; "
                                   "use a new --run-dir")
-            changed = _changed_keys(old.get("config", {}), resolved_dict(config), STAGE_KEYS.get(stage, ()))
+            keys = tuple(k for stage in self.stages_with_results() for k in STAGE_KEYS[stage])
+            changed = _changed_keys(old.get("config", {}), resolved_dict(config), tuple(dict.fromkeys(keys)))
             if changed and not force:
                 raise RunDirError(f"the config changed since {self.path} was made ({', '.join(changed)}); "
                                   "use a new --run-dir, or pass --force to continue with the new values")
@@ -98,6 +100,12 @@ class RunDir:
                     "fingerprints": current, "config": resolved_dict(config)}
         write_json_atomic(self.manifest, manifest)
         self.config_file.write_text(yaml.safe_dump(resolved_dict(config), sort_keys=False), encoding="utf-8")
+
+    def stages_with_results(self) -> list[str]:
+        stages = ["tree"] if self.tree_journal.exists() else []
+        if self.sample_shards() or self.failures.exists():
+            stages.append("generate")
+        return stages
 
     def read_manifest(self) -> dict[str, Any] | None:
         if not self.manifest.exists():

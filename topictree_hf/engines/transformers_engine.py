@@ -52,6 +52,7 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.eos_ids = _eos_ids(self.tokenizer, self.model)
+        self.parameter_count = int(sum(p.numel() for p in self.model.parameters()))
         self._guide: Guide | None = None
 
     @property

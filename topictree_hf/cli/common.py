@@ -1,0 +1,84 @@
+"""What several commands share: config from file + flags, the engine, progress bars, summaries."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from topictree_hf.cli.parser import overrides
+from topictree_hf.config import Config, load_config
+from topictree_hf.engines import Engine
+from topictree_hf.progress import progress_bar
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    return load_config(getattr(args, "config", None), overrides(args))
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def engine_for(config: Config) -> Iterator[Engine]:
+    from topictree_hf.pipeline import open_engine
+
+    start = time.perf_counter()
+    say(f"loading {config.engine.model} on the {config.engine.backend} backend ...")
+    engine = open_engine(config)
+    say(f"model ready in {time.perf_counter() - start:.1f}s")
+    try:
+        yield engine
+    finally:
+        engine.close()
+
+
+@contextmanager
+def level_bar(depth: int) -> Iterator[Callable[[int, int, int], None]]:
+    bar = progress_bar(depth, "tree levels", unit="level")
+    state = {"level": -1}
+
+    def update(level: int, done: int, total: int) -> None:
+        bar.set_postfix_str(f"depth {level + 1}: {done}/{total} nodes complete")
+        if done == total and state["level"] != level:
+            state["level"] = level
+            bar.update(1)
+
+    try:
+        yield update
+    finally:
+        bar.close()
+
+
+@contextmanager
+def count_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
+    bar = progress_bar(total, desc, unit="sample")
+    try:
+        yield bar.update
+    finally:
+        bar.close()
+
+
+def print_tree_summary(stats: dict[str, Any], failures: list[Any]) -> None:
+    say(f"tree: {stats['nodes']} nodes, {stats['leaves']} leaves, per level {stats['nodes_per_level']}, "
+        f"branching {stats['effective_branching']}, {stats['engine_calls']} engine calls "
+        f"({stats['reasks']} re-ask rounds), {stats['failures']} nodes short")
+    for f in failures[:5]:
+        say(f"  short: {' > '.join(f.path)}: {f.reason}")
+    if len(failures) > 5:
+        say(f"  ... and {len(failures) - 5} more (see topic_tree.json)")
+
+
+def print_generation_summary(summary: dict[str, Any]) -> None:
+    say(f"samples: {summary['valid']} valid this run (+{summary['resumed']} from before), {summary['failed']} "
+        f"failed, {summary['retried']} retried, mode {summary['mode']}, "
+        f"{summary['output_tokens_per_s']} output tok/s over {summary['seconds']}s")
+    if summary["rejections"]:
+        say("  rejected (before retries): " + ", ".join(f"{k} {v}" for k, v in sorted(summary["rejections"].items())))
+    if summary["failures"]:
+        say("  failed for good: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["failures"].items()))
+            + " (see failures.jsonl)")

@@ -1,0 +1,80 @@
+"""Which samples to make: `num_samples` spread over the leaves (balanced; the remainder goes to
+leaves picked by a seeded shuffle) or `samples_per_leaf`; each sample at a leaf gets a different
+angle (aspect x difficulty) and format, so samples at one leaf do not repeat each other.
+
+Tasks are yielded lazily, round-robin over leaves (every leaf gets its first sample before any gets
+its second), so memory does not grow with the number of samples.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from topictree_hf.config import GenerationConfig
+from topictree_hf.tree.model import TopicTree
+
+ASPECTS = (
+    "a key fact or definition",
+    "causes or reasons (why)",
+    "a process or mechanism (how)",
+    "a comparison with something related",
+    "consequences or impact",
+    "a common misconception",
+    "a concrete scenario or example",
+    "a specific person, place, date or number involved",
+    "a practical application or lesson",
+    "an open question or debate",
+)
+LEVELS = ("beginner", "intermediate", "advanced")
+_STEP = 7  # coprime with len(ASPECTS) * len(LEVELS) = 30: the first 30 samples at a leaf all differ
+
+
+@dataclass(slots=True, frozen=True)
+class Task:
+    id: str
+    leaf_id: str
+    path: tuple[str, ...]
+    index: int  # position among this leaf's samples
+    format: str
+    angle: str
+
+
+def sample_id(seed: int, leaf_id: str, fmt: str, index: int) -> str:
+    return hashlib.sha256(f"{seed}|{leaf_id}|{fmt}|{index}".encode()).hexdigest()[:16]
+
+
+def angle_for(leaf_id: str, index: int) -> str:
+    combos = len(ASPECTS) * len(LEVELS)
+    k = (int(leaf_id[:8], 16) + index * _STEP) % combos
+    return f"{LEVELS[k % len(LEVELS)]} level, about {ASPECTS[k // len(LEVELS)]}"
+
+
+def counts_per_leaf(n_leaves: int, config: GenerationConfig) -> list[int]:
+    if config.samples_per_leaf is not None:
+        return [config.samples_per_leaf] * n_leaves
+    base, extra = divmod(config.num_samples, n_leaves)
+    lucky = set(random.Random(config.seed).sample(range(n_leaves), extra))
+    return [base + (i in lucky) for i in range(n_leaves)]
+
+
+def allocate(tree: TopicTree, config: GenerationConfig) -> Iterator[Task]:
+    leaves = sorted(tree.leaves(), key=lambda n: n.id)
+    counts = counts_per_leaf(len(leaves), config)
+    order = list(range(len(leaves)))
+    random.Random(config.seed + 1).shuffle(order)
+    paths = {leaves[i].id: tuple(tree.path(leaves[i].id)) for i in order if counts[i]}
+    formats = config.formats
+    for k in range(max(counts, default=0)):
+        for i in order:
+            if k >= counts[i]:
+                continue
+            leaf = leaves[i]
+            fmt = formats[(k + int(leaf.id[:4], 16)) % len(formats)]
+            yield Task(sample_id(config.seed, leaf.id, fmt, k), leaf.id, paths[leaf.id], k, fmt, angle_for(leaf.id, k))
+
+
+def total_tasks(tree: TopicTree, config: GenerationConfig) -> int:
+    return sum(counts_per_leaf(len(tree.leaves()), config))

@@ -1,0 +1,224 @@
+"""Sample generation: render a prompt per task (with the FULL root-to-leaf path), generate in
+batches, validate, retry rejects in batched rounds with the reason, journal per batch.
+
+A batch is `engine.batch_size` requests: one engine call, then one durable journal write. Rejects
+wait in a retry queue that is sent as its own batch once full (or at the end); what fails after
+`generation.max_retries` goes to failures.jsonl with its reason. A rerun skips every id already
+journaled (valid or failed) and finishes the rest.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from topictree_hf.config import Config
+from topictree_hf.engines.base import ChatRequest, Completion, Engine, SamplingParams
+from topictree_hf.generation.allocate import Task, allocate, total_tasks
+from topictree_hf.generation.formats import Format, get_format, sample_text
+from topictree_hf.generation.parse import parse_json
+from topictree_hf.generation.templates import Template
+from topictree_hf.journal import Journal
+from topictree_hf.rundir import RunDir
+from topictree_hf.tree.model import TopicTree
+
+GEN_SYSTEM = "You write accurate, specific training examples. Follow the requested layout exactly."
+SMALL_MODEL_PARAMS = 1_000_000_000
+
+
+class Deduper(Protocol):
+    def check_and_add(self, text: str) -> str | None:
+        """Return why `text` duplicates an earlier sample (and keep it out), or None (and remember it)."""
+
+
+class ExactDeduper:
+    """Exact duplicates after case, whitespace and punctuation are normalised."""
+
+    def __init__(self) -> None:
+        self._seen: set[bytes] = set()
+
+    def check_and_add(self, text: str) -> str | None:
+        key = hashlib.blake2b(" ".join(re.findall(r"\w+", text.lower())).encode(), digest_size=8).digest()
+        if key in self._seen:
+            return "duplicate"
+        self._seen.add(key)
+        return None
+
+
+def resolve_mode(mode: str, engine: Engine) -> str:
+    """`auto`: tagged text for small models (they write worse text under a JSON grammar), JSON otherwise."""
+    if mode != "auto":
+        return mode
+    params = getattr(engine, "parameter_count", None)
+    return "text" if params is not None and params < SMALL_MODEL_PARAMS else "json"
+
+
+@dataclass(slots=True)
+class _Job:
+    task: Task
+    attempt: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class Summary:
+    requested: int = 0
+    resumed: int = 0
+    valid: int = 0
+    failed: int = 0
+    retried: int = 0
+    rejections: Counter[str] = field(default_factory=Counter)
+    failures: Counter[str] = field(default_factory=Counter)
+    output_tokens: int = 0
+    engine_calls: int = 0
+    seconds: float = 0.0
+    mode: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        tps = self.output_tokens / self.seconds if self.seconds else 0.0
+        return {"requested": self.requested, "resumed": self.resumed, "valid": self.valid, "failed": self.failed,
+                "retried": self.retried, "rejections": dict(self.rejections), "failures": dict(self.failures),
+                "output_tokens": self.output_tokens, "engine_calls": self.engine_calls,
+                "seconds": round(self.seconds, 3), "output_tokens_per_s": round(tps, 1), "mode": self.mode}
+
+
+class SampleGenerator:
+    def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None) -> None:
+        gen = config.generation
+        self.engine, self.config, self.gen, self.run_dir = engine, config, gen, run_dir
+        self.mode = resolve_mode(gen.mode, engine)
+        self.formats: dict[str, Format] = {f: get_format(f, gen.custom) for f in gen.formats}
+        self.templates = {f: self._template(f) for f in gen.formats}
+        self.dedup: Deduper = dedup or ExactDeduper()
+
+    def _template(self, fmt: str) -> Template:
+        if fmt == "custom":
+            assert self.gen.custom is not None
+            return Template("custom", self.gen.custom.template, "generation.custom.template")
+        return Template.load(fmt, self.gen.templates.get(fmt))
+
+    def prompt(self, task: Task, reason: str | None = None) -> list[dict[str, str]]:
+        context = {"path": list(task.path), "root": task.path[0], "leaf": task.path[-1], "angle": task.angle,
+                   "instructions": self.gen.instructions, "mode": self.mode, "turns": self.gen.chat_turns,
+                   "language": None, "index": task.index}
+        text = self.templates[task.format].render(context)
+        if reason:
+            text += f"\nA previous attempt was rejected ({reason}); write a better one."
+        return [{"role": "system", "content": GEN_SYSTEM}, {"role": "user", "content": text}]
+
+    def request(self, job: _Job) -> ChatRequest:
+        seed = int.from_bytes(hashlib.sha256(f"{job.task.id}|{job.attempt}".encode()).digest()[:4], "big")
+        params = SamplingParams(self.gen.temperature, self.gen.top_p, self.gen.max_tokens, seed)
+        fmt = self.formats[job.task.format]
+        schema = fmt.schema(self.gen.chat_turns) if self.mode == "json" else None
+        return ChatRequest(self.prompt(job.task, job.reason), params, schema)
+
+    def run(self, tree: TopicTree, progress: Callable[[int], None] | None = None) -> Summary:
+        summary = Summary(mode=self.mode)
+        start = time.perf_counter()
+        done = self._journaled_ids()
+        summary.requested = total_tasks(tree, self.gen)
+        summary.resumed = len(done)
+        if progress is not None and done:
+            progress(len(done))
+        jobs = (_Job(t) for t in allocate(tree, self.gen) if t.id not in done)
+        with Journal(self.run_dir.sample_shard(0)) as samples, Journal(self.run_dir.failures) as failures:
+            retry: list[_Job] = []
+            for batch in _batches(jobs, self.config.engine.batch_size):
+                retry += self._process(batch, samples, failures, summary, progress)
+                while len(retry) >= self.config.engine.batch_size:
+                    head, retry = retry[: self.config.engine.batch_size], retry[self.config.engine.batch_size:]
+                    retry += self._process(head, samples, failures, summary, progress)
+            while retry:
+                head, retry = retry[: self.config.engine.batch_size], retry[self.config.engine.batch_size:]
+                retry += self._process(head, samples, failures, summary, progress)
+        summary.seconds = time.perf_counter() - start
+        return summary
+
+    def _journaled_ids(self) -> set[str]:
+        ids = set()
+        for record in self.run_dir.iter_samples():
+            ids.add(record["id"])
+            self.dedup.check_and_add(sample_text(record["messages"]))
+        ids.update(r["id"] for r in self.run_dir.iter_failures() if isinstance(r.get("id"), str))
+        return ids
+
+    def _process(self, batch: list[_Job], samples: Journal, failures: Journal, summary: Summary,
+                 progress: Callable[[int], None] | None) -> list[_Job]:
+        requests = [self.request(job) for job in batch]
+        completions = self.engine.generate(requests)
+        summary.engine_calls += 1
+        valid, failed, retry = [], [], []
+        for job, req, out in zip(batch, requests, completions, strict=True):
+            summary.output_tokens += out.output_tokens
+            record, reason = self._judge(job, req, out)
+            if record is not None:
+                valid.append(record)
+                continue
+            assert reason is not None
+            summary.rejections[reason.split(":")[0]] += 1
+            if job.attempt < self.gen.max_retries:
+                retry.append(_Job(job.task, job.attempt + 1, reason))
+                summary.retried += 1
+            else:
+                failed.append(self._failure(job, reason, out))
+                summary.failures[reason.split(":")[0]] += 1
+        samples.write_batch(valid)
+        failures.write_batch(failed)
+        summary.valid += len(valid)
+        summary.failed += len(failed)
+        if progress is not None:
+            progress(len(valid) + len(failed))
+        return retry
+
+    def _judge(self, job: _Job, req: ChatRequest, out: Completion) -> tuple[dict[str, Any] | None, str | None]:
+        if out.finish_reason == "error":
+            return None, f"engine error: {out.error or 'unknown'}"
+        if not out.text.strip():
+            return None, "empty"
+        if out.finish_reason == "length":
+            return None, "truncated"
+        fmt = self.formats[job.task.format]
+        obj = parse_json(out.text) if self.mode == "json" else fmt.from_text(out.text, self.gen.chat_turns)
+        if obj is None:
+            return None, "unparseable" if self.mode == "json" else "missing sections"
+        problem = fmt.check(obj, self.gen.chat_turns)
+        if problem:
+            return None, f"invalid: {problem}"
+        messages = fmt.messages(obj)
+        dup = self.dedup.check_and_add(sample_text(messages))
+        if dup:
+            return None, dup
+        if self.gen.system_prompt:
+            messages.insert(0, {"role": "system", "content": self.gen.system_prompt})
+        return self._record(job, req, out, messages), None
+
+    def _record(self, job: _Job, req: ChatRequest, out: Completion, messages: list[dict[str, str]]) -> dict[str, Any]:
+        t = job.task
+        return {"id": t.id, "topic_path": list(t.path), "leaf_id": t.leaf_id, "leaf": t.path[-1],
+                "depth": len(t.path) - 1, "format": t.format, "messages": messages, "model": self.engine.model_name,
+                "backend": self.engine.backend, "mode": self.mode, "template": self.templates[t.format].name,
+                "angle": t.angle, "temperature": req.sampling.temperature, "top_p": req.sampling.top_p,
+                "seed": req.sampling.seed, "finish_reason": out.finish_reason, "prompt_tokens": out.prompt_tokens,
+                "output_tokens": out.output_tokens, "attempt": job.attempt}
+
+    def _failure(self, job: _Job, reason: str, out: Completion) -> dict[str, Any]:
+        t = job.task
+        return {"id": t.id, "topic_path": list(t.path), "format": t.format, "reason": reason.split(":")[0],
+                "detail": reason, "raw": out.text[:500], "attempt": job.attempt}
+
+
+def _batches(items: Iterable[_Job], size: int) -> Iterator[list[_Job]]:
+    batch: list[_Job] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

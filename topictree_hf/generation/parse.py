@@ -1,0 +1,45 @@
+"""Turning model text into a sample object: JSON (models add trailing text, so `raw_decode` from
+the first brace) or tagged text (`Question:` / `Answer:` sections, tolerant of markdown, case
+and aliases)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+
+def parse_json(text: str) -> dict[str, Any] | None:
+    start = text.find("{")
+    while start >= 0:
+        try:
+            obj, _ = json.JSONDecoder().raw_decode(text, start)
+        except json.JSONDecodeError:
+            start = text.find("{", start + 1)
+            continue
+        return obj if isinstance(obj, dict) else None
+    return None
+
+
+def _tag_regex(aliases: dict[str, str]) -> re.Pattern[str]:
+    names = "|".join(sorted((re.escape(a) for a in aliases), key=len, reverse=True))
+    # "**Question:**", "### Answer:", "Q:" at the start of a line
+    return re.compile(rf"^[ \t]*(?:[#>*_\-]+[ \t]*)?({names})[ \t]*(?:\*\*|__)?[ \t]*:[ \t]*(?:\*\*|__)?[ \t]*",
+                      re.IGNORECASE | re.MULTILINE)
+
+
+def parse_tagged(text: str, aliases: dict[str, str]) -> list[tuple[str, str]]:
+    """Sections in order as (field, body); `aliases` maps a lower-case tag to its field name."""
+    regex = _tag_regex(aliases)
+    marks = list(regex.finditer(text))
+    out: list[tuple[str, str]] = []
+    for i, m in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        body = text[m.end():end].strip().strip("*_").strip()
+        out.append((aliases[m.group(1).lower()], body))
+    return out
+
+
+def strip_code_fence(text: str) -> str:
+    m = re.search(r"```[\w+#.-]*\n(.*?)(?:```|$)", text, re.DOTALL)
+    return m.group(1).rstrip() if m else text.strip()
