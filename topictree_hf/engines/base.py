@@ -23,6 +23,8 @@ class SamplingParams:
 
 @dataclass(slots=True)
 class ChatRequest:
+    """One chat to complete. A final `assistant` message is continued (prefill), not answered."""
+
     messages: list[dict[str, str]]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     json_schema: dict[str, Any] | None = None  # guided decoding when set

@@ -71,6 +71,9 @@ class OpenAIEngine(Engine):
         }
         if s.seed is not None:
             body["seed"] = s.seed
+        if request.messages and request.messages[-1]["role"] == "assistant":
+            body["continue_final_message"] = True  # vLLM's extension for prefill
+            body["add_generation_prompt"] = False
         if request.json_schema is not None:
             body["response_format"] = {
                 "type": "json_schema",

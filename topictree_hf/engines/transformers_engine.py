@@ -78,7 +78,9 @@ class TransformersEngine(Engine):
 
     def _encode(self, request: ChatRequest) -> list[int]:
         try:
-            text = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
+            prefill = request.messages[-1]["role"] == "assistant"
+            text = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=not prefill,
+                                                      continue_final_message=prefill, tokenize=False)
         except Exception as exc:  # jinja errors from the model's own template
             raise EngineError(f"the model's chat template rejected a request ({exc}); check message roles") from None
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])

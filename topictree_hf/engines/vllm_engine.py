@@ -79,10 +79,16 @@ class VLLMEngine(Engine):
     def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:
         if not requests:
             return []
+        prefill = [r.messages[-1]["role"] == "assistant" for r in requests]
+        if any(prefill) and not all(prefill):  # vLLM takes these flags per call, not per request
+            half = prefill.index(not prefill[0])
+            return self.generate(requests[:half], progress) + self.generate(requests[half:], progress)
         outputs = self.llm.chat(
             [r.messages for r in requests],
             [self.sampling_params(r) for r in requests],
             use_tqdm=False,
+            add_generation_prompt=not prefill[0],
+            continue_final_message=prefill[0],
         )
         if progress is not None:
             progress(len(requests))

@@ -46,6 +46,12 @@ class Format:
     aliases: dict[str, str]  # lower-case tag -> field
     optional: tuple[str, ...] = ()
 
+    @property
+    def lead(self) -> str:
+        """How a tagged-text answer starts; the engine is primed with it (prefill)."""
+        first = "user" if self.name == "chat" else self.fields[0]
+        return f"{first.capitalize()}:"
+
     def schema(self, turns: int) -> dict[str, Any]:
         props = {f: (_text(0) if f in self.optional else _text(1, SHORT_FIELDS[f]) if f in SHORT_FIELDS else _text())
                  for f in self.fields}

@@ -109,7 +109,10 @@ class SampleGenerator:
         text = self.templates[task.format].render(context)
         if reason:
             text += f"\nA previous attempt was rejected ({reason}); write a better one."
-        return [{"role": "system", "content": GEN_SYSTEM}, {"role": "user", "content": text}]
+        messages = [{"role": "system", "content": GEN_SYSTEM}, {"role": "user", "content": text}]
+        if self.mode == "text":  # prime the layout: small models follow a started answer far better
+            messages.append({"role": "assistant", "content": self.formats[task.format].lead})
+        return messages
 
     def request(self, job: _Job) -> ChatRequest:
         seed = int.from_bytes(hashlib.sha256(f"{job.task.id}|{job.attempt}".encode()).digest()[:4], "big")
@@ -184,13 +187,18 @@ class SampleGenerator:
         if out.finish_reason == "length":
             return None, "truncated"
         fmt = self.formats[job.task.format]
-        obj = parse_json(out.text) if self.mode == "json" else fmt.from_text(out.text, self.gen.chat_turns)
+        if self.mode == "json":
+            obj = parse_json(out.text)
+        else:
+            obj = fmt.from_text(f"{fmt.lead} {out.text}", self.gen.chat_turns)
         if obj is None:
             return None, "unparseable" if self.mode == "json" else "missing sections"
         problem = fmt.check(obj, self.gen.chat_turns)
         if problem:
             return None, f"invalid: {problem}"
         messages = fmt.messages(obj)
+        if echoes_prompt(sample_text(messages), req.messages[-2 if self.mode == "text" else -1]["content"]):
+            return None, "invalid: repeats the instructions"
         dup = self.dedup.check_and_add(sample_text(messages))
         if dup:
             return None, dup
@@ -211,6 +219,17 @@ class SampleGenerator:
         t = job.task
         return {"id": t.id, "topic_path": list(t.path), "format": t.format, "reason": reason.split(":")[0],
                 "detail": reason, "raw": out.text[:500], "attempt": job.attempt}
+
+
+def echoes_prompt(text: str, prompt: str) -> bool:
+    """True when the sample copies an instruction sentence of its prompt (tiny models do)."""
+    lowered = " ".join(text.lower().split())
+    for line in prompt.splitlines()[1:]:
+        for sentence in re.split(r"(?<=[.;])\s+", line):
+            sentence = " ".join(sentence.lower().split()).rstrip(".;")
+            if len(sentence) >= 24 and "{" not in sentence and sentence in lowered:
+                return True
+    return False
 
 
 def _batches(items: Iterable[_Job], size: int) -> Iterator[list[_Job]]:

@@ -23,8 +23,10 @@ def parse_json(text: str) -> dict[str, Any] | None:
 
 def _tag_regex(aliases: dict[str, str]) -> re.Pattern[str]:
     names = "|".join(sorted((re.escape(a) for a in aliases), key=len, reverse=True))
-    # "**Question:**", "### Answer:", "Q:" at the start of a line
-    return re.compile(rf"^[ \t]*(?:[#>*_\-]+[ \t]*)?({names})[ \t]*(?:\*\*|__)?[ \t]*:[ \t]*(?:\*\*|__)?[ \t]*",
+    words = "|".join(sorted((re.escape(a) for a in aliases if len(a) > 2), key=len, reverse=True))
+    # "**Question:**", "### Answer:", "Q:" at the start of a line, or "... ? Answer: ..." inline
+    return re.compile(rf"(?:^[ \t]*(?:[#>*_\-]+[ \t]*)?({names})|(?<=[.?!:\s])[ \t]*\**({words}))"
+                      rf"[ \t]*(?:\*\*|__)?[ \t]*:[ \t]*(?:\*\*|__)?[ \t]*",
                       re.IGNORECASE | re.MULTILINE)
 
 
@@ -36,7 +38,7 @@ def parse_tagged(text: str, aliases: dict[str, str]) -> list[tuple[str, str]]:
     for i, m in enumerate(marks):
         end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
         body = text[m.end():end].strip().strip("*_").strip()
-        out.append((aliases[m.group(1).lower()], body))
+        out.append((aliases[(m.group(1) or m.group(2)).lower()], body))
     return out
 
 
