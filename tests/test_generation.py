@@ -124,7 +124,8 @@ def test_rejects_are_retried_in_a_batch_with_the_reason_then_recorded(tmp_path: 
     assert summary.rejections == {"truncated": 6, "empty": 6, "unparseable": 6}
     assert summary.failures == {"unparseable": 6}
     assert [len(c) for c in engine.calls] == [8, 8, 8, 2, 4]  # retries go out as one batch once 8 are queued
-    retry_prompts = [r.messages[1]["content"] for c in engine.calls for r in c if "rejected" in r.messages[1]["content"]]
+    prompts = [r.messages[1]["content"] for c in engine.calls for r in c]
+    retry_prompts = [p for p in prompts if "rejected" in p]
     assert len(retry_prompts) == 12 and any("(truncated)" in p for p in retry_prompts)
     failures = [json.loads(line) for line in (tmp_path / "failures.jsonl").read_text().splitlines()]
     assert len(failures) == 6 and {f["reason"] for f in failures} == {"unparseable"}
@@ -219,4 +220,5 @@ def test_format_validators() -> None:
     assert qa.check({"question": "Same text here", "answer": "same text here"}, 1) == "fields repeat each other"
     chat = BUILTIN["chat"]
     assert chat.check({"turns": [{"user": "Hello there?", "assistant": "Hi, friend."}]}, 2) == "1 turns instead of 2"
-    assert BUILTIN["instruction"].check({"instruction": "Summarize it.", "input": "", "output": "A summary."}, 1) is None
+    instruction = {"instruction": "Summarize it.", "input": "", "output": "A summary."}
+    assert BUILTIN["instruction"].check(instruction, 1) is None

@@ -58,6 +58,9 @@ class GenerationConfig(_Model):
     system_prompt: str | None = None
     instructions: str | None = None
     mode: Literal["auto", "json", "text"] = "auto"
+    dedup: Literal["none", "exact", "near", "semantic"] = "near"
+    near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard on word 5-grams")
+    semantic_dup_threshold: float = Field(0.9, gt=0.0, le=1.0, description="embedding cosine (dedup: semantic)")
     chat_turns: int = Field(2, ge=1, le=10)
     max_retries: int = Field(1, ge=0, le=5)
     templates: dict[str, str] = Field(default_factory=dict, description="format -> template file override")
@@ -131,6 +134,29 @@ class OutputConfig(_Model):
     license: str = "apache-2.0"
     language: list[str] = Field(default_factory=lambda: ["en"])
     pretty_name: str | None = None
+
+
+    @field_validator("license")
+    @classmethod
+    def _hub_license(cls, value: str) -> str:
+        from topictree_hf.licenses import check_license
+
+        return _plain(check_license, value)
+
+    @field_validator("language")
+    @classmethod
+    def _languages(cls, value: list[str]) -> list[str]:
+        from topictree_hf.licenses import check_languages
+
+        return _plain(check_languages, value)
+
+
+def _plain(check: Any, value: Any) -> Any:
+    """Run a check that raises ConfigError as a pydantic ValueError (so the message names the key)."""
+    try:
+        return check(value)
+    except ConfigError as exc:
+        raise ValueError(str(exc).split("; ")[0].split(" is ", 1)[-1] + "; " + str(exc).split("; ", 1)[-1]) from None
 
 
 class HubConfig(_Model):

@@ -37,7 +37,8 @@ STAGE_KEYS = {
     "generate": ("generation.formats", "generation.num_samples", "generation.samples_per_leaf",
                  "generation.temperature", "generation.top_p", "generation.max_tokens", "generation.seed",
                  "generation.system_prompt", "generation.instructions", "generation.mode",
-                 "generation.chat_turns", "generation.templates", "generation.custom", "engine.model"),
+                 "generation.chat_turns", "generation.templates", "generation.custom", "generation.dedup",
+                 "generation.near_dup_threshold", "generation.semantic_dup_threshold", "engine.model"),
 }
 
 
@@ -96,10 +97,17 @@ class RunDir:
             if changed and not force:
                 raise RunDirError(f"the config changed since {self.path} was made ({', '.join(changed)}); "
                                   "use a new --run-dir, or pass --force to continue with the new values")
+        self.check_journals()
         manifest = {"tool_version": __version__, "format_version": RUN_FORMAT_VERSION,
                     "fingerprints": current, "config": resolved_dict(config)}
         write_json_atomic(self.manifest, manifest)
         self.config_file.write_text(yaml.safe_dump(resolved_dict(config), sort_keys=False), encoding="utf-8")
+
+    def check_journals(self) -> None:
+        """Read every journal once, so a corrupted one is reported before any model is loaded."""
+        for path in [self.tree_journal, *self.sample_shards(), self.failures]:
+            for _ in read_jsonl(path):
+                pass
 
     def stages_with_results(self) -> list[str]:
         stages = ["tree"] if self.tree_journal.exists() else []

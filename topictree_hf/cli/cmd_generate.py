@@ -101,5 +101,5 @@ def _build(config: Config, run_dir: RunDir, args: argparse.Namespace) -> None:
         say(f"run dir ready: {run_dir.path} (dataset building comes with `topictree build`)")
         return
     result = build_dataset(run_dir.path, config.dataset_dir, overwrite=args.overwrite)
-    say(f"dataset folder: {result}")
+    say(f"dataset folder: {result.describe()}")
     print(config.dataset_dir)

@@ -15,8 +15,15 @@ from topictree_hf.engines import Engine
 from topictree_hf.progress import progress_bar
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    return load_config(getattr(args, "config", None), overrides(args))
+def config_from_args(args: argparse.Namespace, generation: bool = True) -> Config:
+    """The config from file + flags; with `generation`, its templates and schemas are checked too,
+    so a bad one fails before a model is loaded."""
+    config = load_config(getattr(args, "config", None), overrides(args))
+    if generation:
+        from topictree_hf.generation.generator import check_generation
+
+        check_generation(config.generation)
+    return config
 
 
 def say(text: str) -> None:

@@ -116,6 +116,9 @@ class TransformersEngine(Engine):
 
 
 def _load(source: ModelSource, device: torch.device, dtype: str, attn: str | None) -> tuple[Any, Any]:
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()  # the caller reports loading; no stray bars
     torch_dtype = _torch_dtype(dtype, device)
     kwargs: dict[str, Any] = {"dtype": torch_dtype}
     if attn:

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from topictree_hf.config import Config
+from topictree_hf.config import Config, GenerationConfig
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, SamplingParams
 from topictree_hf.generation.allocate import Task, allocate, total_tasks
 from topictree_hf.generation.formats import Format, get_format, sample_text
@@ -29,6 +29,7 @@ from topictree_hf.tree.model import TopicTree
 
 GEN_SYSTEM = "You write accurate, specific training examples. Follow the requested layout exactly."
 SMALL_MODEL_PARAMS = 1_000_000_000
+NAIVE_ANGLE = "any aspect of the topic"
 
 
 class Deduper(Protocol):
@@ -48,6 +49,35 @@ class ExactDeduper:
             return "duplicate"
         self._seen.add(key)
         return None
+
+
+class NoDeduper:
+    def check_and_add(self, text: str) -> str | None:
+        return None
+
+
+class NearDeduper:
+    """Exact, then MinHash near-duplicates (and, for `semantic`, embedding cosine) of kept samples."""
+
+    REASONS = {"exact": "duplicate", "near": "near_duplicate", "semantic": "semantic_duplicate"}
+
+    def __init__(self, gen: GenerationConfig) -> None:
+        from topictree_hf.eval.dedup import NearDuplicateFilter
+
+        semantic = gen.semantic_dup_threshold if gen.dedup == "semantic" else None
+        self.filter = NearDuplicateFilter(gen.near_dup_threshold, semantic_threshold=semantic)
+
+    def check_and_add(self, text: str) -> str | None:
+        reason = self.filter.seen_or_add(text)
+        return None if reason is None else self.REASONS[reason]
+
+
+def make_deduper(gen: GenerationConfig) -> Deduper:
+    if gen.dedup == "none":
+        return NoDeduper()
+    if gen.dedup == "exact":
+        return ExactDeduper()
+    return NearDeduper(gen)
 
 
 def resolve_mode(mode: str, engine: Engine) -> str:
@@ -87,23 +117,36 @@ class Summary:
                 "seconds": round(self.seconds, 3), "output_tokens_per_s": round(tps, 1), "mode": self.mode}
 
 
+def check_generation(gen: GenerationConfig) -> None:
+    """Load every format and template once, so a bad template or schema fails before a model loads."""
+    for fmt in gen.formats:
+        get_format(fmt, gen.custom)
+        _load_template(gen, fmt)
+
+
+def _load_template(gen: GenerationConfig, fmt: str) -> Template:
+    if fmt == "custom":
+        assert gen.custom is not None
+        return Template("custom", gen.custom.template, "generation.custom.template")
+    return Template.load(fmt, gen.templates.get(fmt))
+
+
 class SampleGenerator:
-    def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None) -> None:
+    def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None,
+                 naive: bool = False) -> None:
+        """`naive=True` is the baseline that repeated prompting gives: one fixed angle for every sample."""
         gen = config.generation
         self.engine, self.config, self.gen, self.run_dir = engine, config, gen, run_dir
         self.mode = resolve_mode(gen.mode, engine)
         self.formats: dict[str, Format] = {f: get_format(f, gen.custom) for f in gen.formats}
-        self.templates = {f: self._template(f) for f in gen.formats}
-        self.dedup: Deduper = dedup or ExactDeduper()
-
-    def _template(self, fmt: str) -> Template:
-        if fmt == "custom":
-            assert self.gen.custom is not None
-            return Template("custom", self.gen.custom.template, "generation.custom.template")
-        return Template.load(fmt, self.gen.templates.get(fmt))
+        self.templates = {f: _load_template(gen, f) for f in gen.formats}
+        self.schemas = {f: fmt.schema(gen.chat_turns) for f, fmt in self.formats.items()}
+        self.dedup: Deduper = dedup or make_deduper(gen)
+        self.naive = naive
 
     def prompt(self, task: Task, reason: str | None = None) -> list[dict[str, str]]:
-        context = {"path": list(task.path), "root": task.path[0], "leaf": task.path[-1], "angle": task.angle,
+        angle = NAIVE_ANGLE if self.naive else task.angle
+        context = {"path": list(task.path), "root": task.path[0], "leaf": task.path[-1], "angle": angle,
                    "instructions": self.gen.instructions, "mode": self.mode, "turns": self.gen.chat_turns,
                    "language": None, "index": task.index}
         text = self.templates[task.format].render(context)
@@ -117,8 +160,7 @@ class SampleGenerator:
     def request(self, job: _Job) -> ChatRequest:
         seed = int.from_bytes(hashlib.sha256(f"{job.task.id}|{job.attempt}".encode()).digest()[:4], "big")
         params = SamplingParams(self.gen.temperature, self.gen.top_p, self.gen.max_tokens, seed)
-        fmt = self.formats[job.task.format]
-        schema = fmt.schema(self.gen.chat_turns) if self.mode == "json" else None
+        schema = self.schemas[job.task.format] if self.mode == "json" else None
         return ChatRequest(self.prompt(job.task, job.reason), params, schema)
 
     def run(self, tree: TopicTree, progress: Callable[[int], None] | None = None) -> Summary:
@@ -197,7 +239,7 @@ class SampleGenerator:
         if problem:
             return None, f"invalid: {problem}"
         messages = fmt.messages(obj)
-        if echoes_prompt(sample_text(messages), req.messages[-2 if self.mode == "text" else -1]["content"]):
+        if echoes_template(sample_text(messages), self.templates[job.task.format]):
             return None, "invalid: repeats the instructions"
         dup = self.dedup.check_and_add(sample_text(messages))
         if dup:
@@ -211,9 +253,9 @@ class SampleGenerator:
         return {"id": t.id, "topic_path": list(t.path), "leaf_id": t.leaf_id, "leaf": t.path[-1],
                 "depth": len(t.path) - 1, "format": t.format, "messages": messages, "model": self.engine.model_name,
                 "backend": self.engine.backend, "mode": self.mode, "template": self.templates[t.format].name,
-                "angle": t.angle, "temperature": req.sampling.temperature, "top_p": req.sampling.top_p,
-                "seed": req.sampling.seed, "finish_reason": out.finish_reason, "prompt_tokens": out.prompt_tokens,
-                "output_tokens": out.output_tokens, "attempt": job.attempt}
+                "angle": NAIVE_ANGLE if self.naive else t.angle, "temperature": req.sampling.temperature,
+                "top_p": req.sampling.top_p, "seed": req.sampling.seed, "finish_reason": out.finish_reason,
+                "prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "attempt": job.attempt}
 
     def _failure(self, job: _Job, reason: str, out: Completion) -> dict[str, Any]:
         t = job.task
@@ -221,15 +263,10 @@ class SampleGenerator:
                 "detail": reason, "raw": out.text[:500], "attempt": job.attempt}
 
 
-def echoes_prompt(text: str, prompt: str) -> bool:
-    """True when the sample copies an instruction sentence of its prompt (tiny models do)."""
+def echoes_template(text: str, template: Template) -> bool:
+    """True when the sample copies an instruction sentence of its template (tiny models do)."""
     lowered = " ".join(text.lower().split())
-    for line in prompt.splitlines()[1:]:
-        for sentence in re.split(r"(?<=[.;])\s+", line):
-            sentence = " ".join(sentence.lower().split()).rstrip(".;")
-            if len(sentence) >= 24 and "{" not in sentence and sentence in lowered:
-                return True
-    return False
+    return any(sentence in lowered for sentence in template.static_sentences)
 
 
 def _batches(items: Iterable[_Job], size: int) -> Iterator[list[_Job]]:

@@ -8,12 +8,14 @@ import json
 import re
 from typing import Any
 
+_DECODER = json.JSONDecoder()
+
 
 def parse_json(text: str) -> dict[str, Any] | None:
     start = text.find("{")
     while start >= 0:
         try:
-            obj, _ = json.JSONDecoder().raw_decode(text, start)
+            obj, _ = _DECODER.raw_decode(text, start)
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
             continue

@@ -7,6 +7,7 @@ rendered once on a probe context before any generation, so a typo fails at start
 
 from __future__ import annotations
 
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,8 @@ class Template:
             self._tpl = _ENV.from_string(source)
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"template {origin} line {exc.lineno}: {exc.message}; fix the template") from None
-        self.render(PROBE)
+        probe = self.render(PROBE)
+        self.static_sentences = _static_sentences(probe)
 
     @classmethod
     def load(cls, fmt: str, override: str | None = None) -> Template:
@@ -50,8 +52,8 @@ class Template:
             raise ConfigError(f"cannot read template file {path}; pass a UTF-8 text file") from None
 
     def render(self, context: dict[str, Any]) -> str:
-        try:
-            return self._tpl.render(**context).strip()
+        try:  # a shared context skips merging the (empty) globals: a third of the render time
+            return "".join(self._tpl.root_render_func(self._tpl.new_context(context, shared=True))).strip()
         except jinja2.UndefinedError as exc:
             known = ", ".join(sorted(PROBE))
             raise ConfigError(f"template {self.origin}: {exc.message}; available variables: {known}") from None
@@ -60,3 +62,15 @@ class Template:
                 from None
         except jinja2.TemplateError as exc:
             raise ConfigError(f"template {self.origin} failed to render ({exc}); fix the template") from None
+
+
+def _static_sentences(probe: str) -> tuple[str, ...]:
+    """Instruction sentences of the template that do not depend on the sample (no probe values):
+    a sample that repeats one has copied its instructions."""
+    out = []
+    for line in probe.lower().splitlines():
+        for sentence in re.split(r"(?<=[.;])\s+", line):
+            sentence = " ".join(sentence.split()).rstrip(".;")
+            if len(sentence) >= 24 and not any(v in sentence for v in ("root", "leaf", "branch", "probe", "{")):
+                out.append(sentence)
+    return tuple(out)

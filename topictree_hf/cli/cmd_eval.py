@@ -1,0 +1,88 @@
+"""`topictree eval DIR [--baseline DIR2] [--json FILE]`: diversity and quality of a sample set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from topictree_hf.errors import InputFileError
+
+EXAMPLE = """examples:
+  topictree eval runs/historical-events
+  topictree eval runs/historical-events/dataset --baseline runs/historical-events-baseline --json eval.json
+"""
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (all samples) or more")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from topictree_hf.cli.commands import Formatter
+
+    p = sub.add_parser("eval", help="measure the diversity and quality of a run dir or dataset folder",
+                       description="Measure duplicates, lexical and semantic diversity, topicality and the "
+                       "spread over the tree of DIR (a run dir or a dataset folder). On a dataset folder "
+                       "the table also goes into the card's diversity section.",
+                       epilog=EXAMPLE, formatter_class=Formatter)
+    p.add_argument("dir", metavar="DIR", help="run dir (samples-*.jsonl) or dataset folder (data/*.parquet)")
+    p.add_argument("--baseline", metavar="DIR2", help="a second set to compare with (ratios DIR / DIR2)")
+    p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
+    p.add_argument("--no-card", action="store_true", help="leave a dataset folder's README.md card as it is")
+    p.add_argument("--embed-sample", type=_count, default=2000, metavar="N",
+                   help="samples embedded for the semantic figures (fixed seed; 0 = all; default 2000)")
+    p.add_argument("--turns", choices=("all", "assistant"), default="all",
+                   help="measure user and assistant turns (default) or assistant turns only")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from topictree_hf.eval import EvalSettings, evaluate, read_source
+    from topictree_hf.eval.table import card_body, check_card_section, format_table, table_notes, write_card_section
+
+    settings = EvalSettings(turns=args.turns, embed_sample=args.embed_sample)
+    target = read_source(args.dir)  # every input is checked before the slow part
+    base = read_source(args.baseline) if args.baseline else None
+    card = target.card if target.card is not None and not args.no_card else None
+    if card is not None and card.is_file():
+        check_card_section(card)
+    results = [evaluate(s.records, tree_leaves=s.tree_leaves, failures=s.failures, settings=settings,
+                        progress=True) for s in ([target, base] if base else [target])]
+    result, baseline = results[0], (results[1] if base else None)
+    names = (_name(target.path), _name(base.path) if base else "baseline")
+    print(format_table(result, baseline, names))
+    print()
+    print(table_notes(result, baseline))
+    if args.json:
+        _write_json(Path(args.json), {"set": {"path": str(target.path), "kind": target.kind, **result},
+                                      "baseline": {"path": str(base.path), "kind": base.kind, **results[1]}
+                                      if base else None})
+        print(f"wrote {args.json}")
+    if card is not None and card.is_file():
+        command = "topictree eval DATASET_DIR" + (" --baseline BASELINE_DIR" if base else "")
+        write_card_section(card, card_body(result, baseline, names, command))
+        print(f"wrote the table into the diversity section of {card}")
+    elif card is not None:
+        print(f"note: {target.path} has no README.md card; the table was not written into one", file=sys.stderr)
+    return 0
+
+
+def _name(path: Path) -> str:
+    return path.resolve().name or str(path)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise InputFileError(f"cannot write {path} ({exc.strerror}); pass --json with a writable path") from None

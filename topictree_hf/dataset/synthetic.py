@@ -1,0 +1,98 @@
+"""A synthetic run dir with the exact on-disk contract of a real run, without an engine.
+
+Used by the build benchmark (millions of rows in seconds) and by tests that need a run dir of a
+given shape. Records carry every field listed in rundir.py; contents are filler text of a chosen
+length, so row size (and with it shard count and memory) can be set independently of row count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from topictree_hf.config import Config
+from topictree_hf.journal import Journal
+from topictree_hf.rundir import RunDir
+from topictree_hf.tree.model import TopicTree
+
+FILLER = ("The topic is examined through its causes, its main actors and its lasting consequences, "
+          "with dates, places and sources that a student can check. ")
+
+
+def sample_id(path: list[str], index: int, seed: int) -> str:
+    """Stable id from path + index + seed, the same recipe a real generator uses."""
+    text = "\x1f".join([*path, str(index), str(seed)])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+
+
+def synthetic_tree(root: str, depth: int, degree: int) -> TopicTree:
+    tree = TopicTree.new(root)
+    frontier = [tree.root_id]
+    for level in range(1, depth + 1):
+        nxt = []
+        for parent in frontier:
+            for k in range(degree):
+                nxt.append(tree.add_child(parent, f"{tree.nodes[parent].topic} / topic {level}.{k}").id)
+        frontier = nxt
+    return tree
+
+
+def synthetic_record(path: list[str], index: int, seed: int, content_chars: int, fmt: str = "qa",
+                     leaf_id: str = "") -> dict[str, Any]:
+    answer = (FILLER * (content_chars // len(FILLER) + 1))[:content_chars]
+    return {
+        "id": sample_id(path, index, seed), "topic_path": path, "leaf_id": leaf_id, "leaf": path[-1],
+        "depth": len(path) - 1, "format": fmt,
+        "messages": [{"role": "user", "content": f"Question {index} about {path[-1]}?"},
+                     {"role": "assistant", "content": answer}],
+        "model": "bundled:smollm2-135m-instruct", "backend": "transformers", "mode": "json",
+        "template": f"{fmt}.jinja", "angle": "causes", "temperature": 0.7, "top_p": 0.95, "seed": seed + index,
+        "finish_reason": "stop", "prompt_tokens": 120, "output_tokens": content_chars // 4, "attempt": 1,
+    }
+
+
+def synthetic_records(tree: TopicTree, samples_per_leaf: int, seed: int, content_chars: int,
+                      formats: tuple[str, ...] = ("qa",)) -> Iterator[dict[str, Any]]:
+    for leaf in tree.leaves():
+        path = tree.path(leaf.id)
+        for index in range(samples_per_leaf):
+            yield synthetic_record(path, index, seed, content_chars, formats[index % len(formats)], leaf.id)
+
+
+def make_synthetic_run(path: Path, *, root: str = "Historical Events", depth: int = 2, degree: int = 3,
+                       samples_per_leaf: int = 2, content_chars: int = 400, seed: int = 42,
+                       shards: int = 1, config: Config | None = None, batch: int = 10_000) -> RunDir:
+    """Write a complete run dir (manifest, config.yaml, topic_tree.json, samples, summary);
+    `config` wins over `root` when given."""
+    run = RunDir(Path(path))
+    config = config or Config.model_validate({"root": root})
+    run.prepare(config)
+    tree = synthetic_tree(config.root, depth, degree)
+    tree.save(run.tree_file)
+    journals = [Journal(run.sample_shard(i)) for i in range(shards)]
+    buffer: list[dict[str, Any]] = []
+    total = 0
+    try:
+        for record in synthetic_records(tree, samples_per_leaf, seed, content_chars,
+                                        tuple(config.generation.formats)):
+            buffer.append(record)
+            if len(buffer) >= batch:
+                journals[(total // batch) % shards].write_batch(buffer)
+                total, buffer = total + len(buffer), []
+        journals[(total // batch) % shards].write_batch(buffer)
+        total += len(buffer)
+    finally:
+        for journal in journals:
+            journal.close()
+    run.write_summary({"samples": total, "failures": 0, "leaves": len(tree.leaves())})
+    return run
+
+
+def append_records(run: RunDir, records: list[dict[str, Any]], shard: int = 0) -> None:
+    """Append raw records (valid or not) to a sample journal, for tests of bad input."""
+    with run.sample_shard(shard).open("a", encoding="utf-8") as fh:
+        for record in records:
+            fh.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -1,0 +1,139 @@
+"""The evaluation as a Markdown table (terminal and dataset card alike), with a baseline column and
+ratios when one is given, and the card's diversity section."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from topictree_hf.errors import InputFileError
+
+Style = Literal["pct", "num", "vendi", "int"]
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    group: str
+    key: str
+    label: str  # may use {settings fields}
+    style: Style = "num"
+    better: Literal["higher", "lower", ""] = ""
+
+
+SECTIONS = {"quality": "Quality guards", "diversity": "Diversity, all samples",
+            "on_topic": "Diversity, on-topic samples only", "tree": "Spread over the tree"}
+ROWS = (
+    Row("quality", "valid_rate", "valid rate (passed format validation)", "pct", "higher"),
+    Row("quality", "on_topic_rate", "on-topic rate (on its path, or the root wins)*", "pct", "higher"),
+    Row("quality", "on_path_rate", "on-path rate (cosine with its path >= {on_path_threshold:g})*", "pct", "higher"),
+    Row("quality", "mean_path_similarity", "mean cosine with its path*", "num", "higher"),
+    Row("quality", "mean_root_similarity", "mean cosine with the root*"),
+    Row("diversity", "exact_duplicate_rate", "exact duplicates", "pct", "lower"),
+    Row("diversity", "near_duplicate_rate", "near-duplicates (MinHash, word {ngram}-grams, J >= {near_threshold:g})",
+        "pct", "lower"),
+    Row("diversity", "semantic_duplicate_rate", "semantic near-duplicates (cosine >= {semantic_threshold:g})*",
+        "pct", "lower"),
+    Row("diversity", "distinct_1", "distinct-1", "num", "higher"),
+    Row("diversity", "distinct_2", "distinct-2", "num", "higher"),
+    Row("diversity", "distinct_3", "distinct-3", "num", "higher"),
+    Row("diversity", "self_bleu", "self-BLEU-4 ({self_bleu_sample} samples)", "num", "lower"),
+    Row("diversity", "compression_ratio", "compression ratio (gzip)", "num", "lower"),
+    Row("diversity", "mean_pairwise_cosine", "mean pairwise cosine*", "num", "lower"),
+    Row("diversity", "vendi_score", "Vendi score*", "vendi", "higher"),
+    Row("on_topic", "samples", "on-topic samples*", "int"),
+    Row("on_topic", "near_duplicate_rate", "near-duplicates (J >= {near_threshold:g})", "pct", "lower"),
+    Row("on_topic", "semantic_duplicate_rate", "semantic near-duplicates (cosine >= {semantic_threshold:g})",
+        "pct", "lower"),
+    Row("on_topic", "distinct_2", "distinct-2", "num", "higher"),
+    Row("on_topic", "mean_pairwise_cosine", "mean pairwise cosine", "num", "lower"),
+    Row("on_topic", "vendi_score", "Vendi score", "vendi", "higher"),
+    Row("tree", "leaves", "leaves in the tree", "int"),
+    Row("tree", "paths_with_samples", "distinct paths with samples", "int"),
+    Row("tree", "leaf_coverage", "leaf coverage", "pct", "higher"),
+    Row("tree", "leaf_entropy_bits", "entropy of samples per leaf (bits)"),
+    Row("tree", "leaf_entropy_normalized", "the same / log2(leaves)", "num", "higher"),
+    Row("tree", "intra_path_similarity", "mean cosine within a path*"),
+    Row("tree", "inter_path_similarity", "mean cosine across paths*", "num", "lower"),
+)
+
+
+def fmt(value: Any, style: Style) -> str:
+    if value is None:
+        return "n/a"
+    if style == "pct":
+        return f"{100 * value:.1f}%"
+    if style == "int":
+        return f"{int(value):,}"
+    return f"{value:.1f}" if style == "vendi" else f"{value:.3f}"
+
+
+def _ratio(value: Any, base: Any) -> str:
+    if value is None or base is None or base == 0:
+        return "n/a"
+    return f"{value / base:.2f}x"
+
+
+def format_table(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+                 names: tuple[str, str] = ("this set", "baseline")) -> str:
+    """A Markdown table of `result` (from `evaluate`), side by side with `baseline` when given."""
+    settings = result["settings"]
+    head = ["metric", "better", names[0]] + ([names[1], "ratio"] if baseline is not None else [])
+    lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
+    group = ""
+    for row in ROWS:
+        if row.group != group:
+            group = row.group
+            lines.append("| " + " | ".join([f"**{SECTIONS[group]}**"] + [""] * (len(head) - 1)) + " |")
+        value = result[row.group].get(row.key)
+        cells = [row.label.format(**settings), row.better, fmt(value, row.style)]
+        if baseline is not None:
+            base = baseline[row.group].get(row.key)
+            cells += [fmt(base, row.style), _ratio(value, base) if row.style != "int" else ""]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_notes(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
+    s = result["settings"]
+    sizes = f"{result['embedded']:,} of {result['samples']:,}"
+    if baseline is not None:
+        sizes += f" (baseline: {baseline['embedded']:,} of {baseline['samples']:,})"
+    text = "user and assistant turns" if s["turns"] == "all" else "assistant turns"
+    return (f"Measured on the {text} of each sample. * embedding figures (all-MiniLM-L6-v2, first "
+            f"{s['embed_max_tokens']} word pieces) use a fixed sample of {sizes} samples (seed {s['seed']}). "
+            "Duplicate rates count what a keep-the-first filter would drop. Compare sets of equal size: "
+            "duplicate rates, self-BLEU and Vendi all grow with the number of samples.")
+
+
+def card_body(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+              names: tuple[str, str] = ("this set", "baseline"), command: str = "") -> str:
+    parts = [format_table(result, baseline, names), "", table_notes(result, baseline)]
+    if command:
+        parts += ["", f"Reproduce with `{command}`."]
+    return "\n".join(parts)
+
+
+def check_card_section(card: Path) -> str:
+    """The card's text, after checking it has one diversity section to write into."""
+    from topictree_hf.dataset.card import read_section, replace_section
+
+    try:
+        text = card.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise InputFileError(f"cannot read the dataset card {card}; rebuild the folder with `topictree build`, "
+                             "or pass --no-card") from None
+    if read_section(text, "diversity") is None:
+        replace_section(text, "diversity", "")  # raises the card module's one-line error
+    return text
+
+
+def write_card_section(card: Path, body: str) -> None:
+    """Put `body` between the card's diversity markers (the rest of the card is kept)."""
+    from topictree_hf.dataset.card import replace_section
+
+    new_text = replace_section(check_card_section(card), "diversity", body)
+    tmp = card.with_name(f".{card.name}.tmp")
+    tmp.write_text(new_text, encoding="utf-8")
+    tmp.replace(card)
