@@ -1,0 +1,1 @@
+"""Sample generation: formats, prompt templates, allocation over leaves, batched validated generation."""
