@@ -34,7 +34,7 @@ def test_run_dir_prints_the_table(run_dir: Path, capsys: pytest.CaptureFixture[s
     assert out.startswith("| metric | better | run |")
     assert "| valid rate (passed format validation) | higher | 97.3% |" in out  # 36 of 37
     assert "| leaf coverage | higher | 100.0% |" in out
-    assert "24 of 36" in out
+    assert "of at most 24 samples: 24 of 36 here" in out
 
 
 def test_baseline_adds_ratios_and_json(run_dir: Path, baseline_dir: Path, tmp_path: Path,

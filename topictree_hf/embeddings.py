@@ -60,7 +60,7 @@ class Embedder:
 
     @classmethod
     def load(cls) -> Embedder:
-        """The process-wide embedder (loaded on first use, about a second)."""
+        """The process-wide embedder (loaded on first use, in a few seconds)."""
         global _cached
         with _lock:
             if _cached is None:

@@ -30,8 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from topictree_hf.cli.commands import Formatter
 
     p = sub.add_parser("eval", help="measure the diversity and quality of a run dir or dataset folder",
-                       description="Measure duplicates, lexical and semantic diversity, topicality and the "
-                       "spread over the tree of DIR (a run dir or a dataset folder). On a dataset folder "
+                       description="Measure duplicates, lexical and semantic diversity, topicality and the\n"
+                       "spread over the tree of DIR (a run dir or a dataset folder). On a dataset folder\n"
                        "the table also goes into the card's diversity section.",
                        epilog=EXAMPLE, formatter_class=Formatter)
     p.add_argument("dir", metavar="DIR", help="run dir (samples-*.jsonl) or dataset folder (data/*.parquet)")
@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
                         progress=True) for s in ([target, base] if base else [target])]
     result, baseline = results[0], (results[1] if base else None)
     names = (_name(target.path), _name(base.path) if base else "baseline")
+    if names[0] == names[1]:  # runs/a/dataset vs runs/b/dataset
+        names = ("this set", "baseline")
     print(format_table(result, baseline, names))
     print()
     print(table_notes(result, baseline))

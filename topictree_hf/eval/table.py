@@ -28,6 +28,7 @@ ROWS = (
     Row("quality", "valid_rate", "valid rate (passed format validation)", "pct", "higher"),
     Row("quality", "on_topic_rate", "on-topic rate (on its path, or the root wins)*", "pct", "higher"),
     Row("quality", "on_path_rate", "on-path rate (cosine with its path >= {on_path_threshold:g})*", "pct", "higher"),
+    Row("quality", "root_wins_rate", "root wins (closest of the root and 32 broad topics)*", "pct", "higher"),
     Row("quality", "mean_path_similarity", "mean cosine with its path*", "num", "higher"),
     Row("quality", "mean_root_similarity", "mean cosine with the root*"),
     Row("diversity", "exact_duplicate_rate", "exact duplicates", "pct", "lower"),
@@ -99,12 +100,14 @@ def table_notes(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     s = result["settings"]
     sizes = f"{result['embedded']:,} of {result['samples']:,}"
     if baseline is not None:
-        sizes += f" (baseline: {baseline['embedded']:,} of {baseline['samples']:,})"
+        sizes += f"; baseline {baseline['embedded']:,} of {baseline['samples']:,}"
     text = "user and assistant turns" if s["turns"] == "all" else "assistant turns"
-    return (f"Measured on the {text} of each sample. * embedding figures (all-MiniLM-L6-v2, first "
-            f"{s['embed_max_tokens']} word pieces) use a fixed sample of {sizes} samples (seed {s['seed']}). "
-            "Duplicate rates count what a keep-the-first filter would drop. Compare sets of equal size: "
-            "duplicate rates, self-BLEU and Vendi all grow with the number of samples.")
+    cap = f"at most {s['embed_sample']:,}" if s["embed_sample"] else "all"
+    return (f"Measured on the {text} of each sample. * Embedding figures (all-MiniLM-L6-v2, first "
+            f"{s['embed_max_tokens']} word pieces) use a fixed random sample (seed {s['seed']}) of {cap} "
+            f"samples: {sizes} here. Duplicate rates count what a keep-the-first filter would drop. "
+            "Compare sets of equal size: duplicate rates, self-BLEU and Vendi all grow with the number "
+            "of samples.")
 
 
 def card_body(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
