@@ -13,6 +13,7 @@ from topictree_hf.generation.parse import parse_tagged, strip_code_fence
 
 MIN_CHARS = 8
 SHORT_FIELDS = {"language": 40}  # field -> max length; may be a single word
+_LEAD_IN = re.compile(r"^(?:the\s+)?(?:answer|response|output|solution)(?:\s+is)?\s*:?\s*", re.IGNORECASE)
 _JUNK = re.compile(r"\{\{|\}\}|<\w+ ?[\w ]*>|\.\.\.$|^\W*$")
 
 
@@ -61,6 +62,10 @@ class Format:
         obj: dict[str, Any] = {}
         for name, body in parse_tagged(text, self.aliases):
             obj.setdefault(name, body)
+        first, last = self.fields[0], self.fields[-1]
+        if last not in obj and "\n" in obj.get(first, ""):  # "Question: ...?\nThe answer is: ..." (untagged)
+            head, _, rest = obj[first].partition("\n")
+            obj[first], obj[last] = head.strip(), _LEAD_IN.sub("", rest.strip())
         return obj or None
 
     def check(self, obj: dict[str, Any], turns: int) -> str | None:
@@ -161,7 +166,7 @@ def _msg(role: str, content: Any) -> dict[str, str]:
 
 BUILTIN: dict[str, Format] = {
     "qa": Format("qa", ("question", "answer"), {"question": "question", "q": "question", "answer": "answer",
-                                                "a": "answer"}),
+                                                "answers": "answer", "a": "answer"}),
     "instruction": Format("instruction", ("instruction", "input", "output"),
                           {"instruction": "instruction", "input": "input", "output": "output",
                            "response": "output"}, optional=("input",)),
