@@ -108,4 +108,4 @@ def test_unwritable_json_exits_2(run_dir: Path, tmp_path: Path, capsys: pytest.C
 def test_usage_errors_exit_2(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
         main(["eval", str(run_dir), "--embed-sample", "-3"])
-    assert exc.value.code == 2 and "must be 0 (all samples) or more" in capsys.readouterr().err
+    assert exc.value.code == 2 and "must be at least 0 (0 means all samples)" in capsys.readouterr().err

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from topictree_hf.cli.parser import int_at_least
 from topictree_hf.errors import InputFileError
 
 EXAMPLE = """examples:
@@ -16,14 +17,7 @@ EXAMPLE = """examples:
 """
 
 
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be 0 (all samples) or more")
-    return value
+_count = int_at_least(0, " (0 means all samples)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
