@@ -50,6 +50,16 @@ def _run_dir(manifest: dict | None = None, tree: bool = True, journal: str | Non
     return setup
 
 
+def _all_failed(tmp: Path) -> None:
+    """A run dir whose model never produced a valid sample: every one is in failures.jsonl."""
+    _run_dir()(tmp)
+    run = tmp / "run"
+    run.joinpath("samples-00000.jsonl").write_text("")
+    failure = {"path": ["Historical Events", "Roman Empire"], "format": "qa", "reason": "truncated",
+               "detail": "truncated", "raw": "qz vb", "attempt": 1}
+    run.joinpath("failures.jsonl").write_text("".join(json.dumps({"id": f"s{i}", **failure}) + "\n" for i in range(3)))
+
+
 def _built(tmp: Path) -> None:
     from topictree_hf.dataset import build_dataset
     from topictree_hf.dataset.synthetic import make_synthetic_run
@@ -130,4 +140,8 @@ CASES = [
          "repo id", lambda tmp: _built(tmp)),
     Case("eval a missing folder", "dataset folders", ["eval", "{tmp}/nope"], "does not exist"),
     Case("init over an existing file", "files", ["init", "{tmp}/c.yaml"], "--overwrite", _write("c.yaml", "root: x\n")),
+    Case("tree file nested thousands deep", "files", ["show", "{tmp}/t.json"], "nested too deeply",
+         _write("t.json", "[" * 50_000)),
+    Case("model output never fit the format (no valid sample)", "model output", ["build", "{tmp}/run"],
+         "no valid samples: all 3 failed after retries (truncated 3", _all_failed),
 ]

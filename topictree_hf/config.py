@@ -91,11 +91,14 @@ class EngineConfig(_Model):
     max_num_seqs: int | None = Field(None, ge=1)
     gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
     max_model_len: int | None = Field(None, ge=64)
-    base_url: str | None = None
+    base_url: str | list[str] | None = Field(
+        None, description="openai: server URL, or several (a list or a comma list) to spread requests over")
     api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key, never the key")
     max_concurrency: int = Field(64, ge=1)
     request_timeout: float = Field(600.0, gt=0)
     max_retries: int = Field(4, ge=0)
+    retry_backoff: float = Field(0.5, ge=0.0, description="openai: first retry delay in seconds, doubled per retry")
+    server_retry_after: float = Field(30.0, gt=0.0, description="openai: seconds a failing server rests")
     options: dict[str, Any] = Field(default_factory=dict, description="passed through to the backend")
 
     @field_validator("backend")
@@ -107,12 +110,33 @@ class EngineConfig(_Model):
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(known_backends())}")
         return backend
 
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _url_list(cls, value: Any) -> Any:
+        """A comma list (what `--base-url a,b` gives) becomes a list; a list of one stays a plain URL."""
+        if isinstance(value, str) and "," in value:
+            value = [u for u in (part.strip() for part in value.split(",")) if u]
+        if isinstance(value, list) and all(isinstance(u, str) for u in value):  # else the type check says why
+            value = list(dict.fromkeys(u.strip() for u in value))
+            if not value:
+                return None
+            return value[0] if len(value) == 1 else value
+        return value
+
     @field_validator("base_url")
     @classmethod
-    def _http_url(cls, url: str | None) -> str | None:
-        if url is not None and not re.match(r"^https?://[^\s/]+", url):
-            raise ValueError(f"base_url {url!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
+    def _http_url(cls, url: str | list[str] | None) -> str | list[str] | None:
+        for one in [url] if isinstance(url, str) else url or []:
+            if not re.match(r"^https?://[^\s/]+", one):
+                raise ValueError(f"base_url {one!r} is not an http(s) URL, e.g. http://127.0.0.1:8000/v1")
         return url
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every server URL, in the order given (empty without `base_url`)."""
+        if self.base_url is None:
+            return []
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> EngineConfig:

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from topictree_hf import faults
 from topictree_hf.errors import RunDirError
 
 logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class Journal:
     def write_batch(self, records: Iterable[dict[str, Any]]) -> int:
         data = b"".join(json.dumps(r, ensure_ascii=False).encode("utf-8") + b"\n" for r in records)
         if data:
+            faults.torn_write(self._fh, data)
             self._fh.write(data)
             self._fh.flush()
             os.fsync(self._fh.fileno())

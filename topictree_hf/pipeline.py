@@ -49,6 +49,9 @@ def _render(tree: TopicTree, run_dir: RunDir) -> None:
 
 def generate_stage(config: Config, engine: Engine, run_dir: RunDir, tree: TopicTree,
                    progress: Callable[[int], None] | None = None) -> Summary:
+    from topictree_hf.runners.blocks import merge_failure_shards
+
+    merge_failure_shards(run_dir)  # a Ray run that died leaves per-block failure shards: count them as done
     generator = SampleGenerator(engine, config, run_dir)
     summary = generator.run(tree, progress)
     run_dir.write_summary({"tree": tree.stats(), "generation": summary.to_dict()})

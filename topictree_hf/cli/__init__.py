@@ -67,8 +67,9 @@ def _quiet_libraries(args: object) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("VLLM_NO_USAGE_STATS", "1")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from topictree_hf.engines.vllm_engine import usage_stats_off
+
+    usage_stats_off()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "huggingface_hub", "datasets", "accelerate", "vllm", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 import datasets
 from datasets.builder import Key
 
+from topictree_hf import faults
 from topictree_hf.dataset.extsort import RunSpiller, merge_unique
 from topictree_hf.dataset.features import FEATURES, BadRecord, PreEncodedFeatures, to_row
 from topictree_hf.dataset.source import load_run
@@ -86,10 +88,8 @@ class TopicTreeBuilder(datasets.GeneratorBasedBuilder):
         leaves = frozenset(leaf.id for leaf in source.tree.leaves())
         scan_samples(source.run, self.plan, spiller, self.stats, leaves)
         if not spiller.runs:
-            reasons = ", ".join(f"{n} {r}" for r, n in self.stats.dropped.most_common(3)) or "none journaled"
             os.rmdir(spill_dir)
-            raise RunDirError(f"run dir {source.run.path} has no usable samples ({reasons}); "
-                              "generate samples first with `topictree run`")
+            raise _no_rows_error(source.run, self.stats)
         return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "spill_dir": str(spill_dir)})
                 for split in self.plan.splits if spiller.runs.get(split)]
 
@@ -100,6 +100,7 @@ class TopicTreeBuilder(datasets.GeneratorBasedBuilder):
             for index, payload in enumerate(merge_unique(runs, duplicates)):
                 row = json.loads(payload)
                 self.stats.add(split, row)
+                faults.crash_point("build.rows")
                 yield Key(0, index), row
         finally:
             self.stats.duplicates += duplicates[0]
@@ -127,6 +128,23 @@ def scan_samples(run: RunDir, plan: SplitPlan, spiller: RunSpiller, stats: Build
                 if stats.read % 1000 == 0:
                     bar.update(1000)
     spiller.flush()
+
+
+def _no_rows_error(run: RunDir, stats: BuildStats) -> RunDirError:
+    """Why a run dir gives no rows, and what to do: its records are unusable, every sample failed
+    (a model whose output never fits the format: everything is kept in failures.jsonl), or none exist."""
+    if stats.dropped:
+        reasons = ", ".join(f"{n} {r}" for r, n in stats.dropped.most_common(3))
+        return RunDirError(f"run dir {run.path} has no usable samples ({reasons}); "
+                           "generate samples first with `topictree run`")
+    failed = Counter(str(r.get("reason")) for r in run.iter_failures())
+    if failed:
+        reasons = ", ".join(f"{r} {n}" for r, n in failed.most_common(3))
+        return RunDirError(f"no valid samples: all {failed.total()} failed after retries ({reasons}; details in "
+                           f"{run.failures}); the model's output never fit the format: try a stronger --model "
+                           "or a higher generation.max_tokens, in a new --run-dir")
+    return RunDirError(f"run dir {run.path} has no samples; generate them first with `topictree generate` "
+                       "(same config and --run-dir)")
 
 
 def _remove_if_empty(folder: Path) -> None:

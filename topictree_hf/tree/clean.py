@@ -9,6 +9,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from topictree_hf.generation.parse import valid_unicode
+
 _NUMBERING = re.compile(r"^\s*(?:[-*\u2022\u2013\u2014>]+|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+")
 MAX_WORDS = 8
 _REPEATED_WORD = re.compile(r"\b(\w{3,})\b\W+\1\b", re.IGNORECASE)
@@ -47,12 +49,12 @@ def parse_subtopics(text: str) -> list[str] | None:
         return None
     try:
         obj, _ = json.JSONDecoder().raw_decode(text[start:])
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # RecursionError: "[[[[..." thousands deep
         return None
     items = obj.get("subtopics") if isinstance(obj, dict) else None
     if not isinstance(items, list):
         return None
-    return [str(i) for i in items if isinstance(i, str | int | float)]
+    return [valid_unicode(str(i)) for i in items if isinstance(i, str | int | float)]
 
 
 def judge(candidates: Sequence[str], path: Sequence[str], taken: Sequence[str], min_chars: int, max_chars: int,

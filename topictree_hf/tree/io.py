@@ -112,6 +112,14 @@ def _read(path: Path) -> str:
 
 def load_any(path: Path) -> TopicTree:
     """A tree from a topic_tree.json, a paths .jsonl, or an outline (.yaml/.yml/.json)."""
+    try:
+        return _load_any(path)
+    except RecursionError:  # "[[[[..." thousands deep: the parsers (and the outline walk) recurse
+        raise InputFileError(f"{path} is nested too deeply to be a topic tree; check that it is the right file") \
+            from None
+
+
+def _load_any(path: Path) -> TopicTree:
     if path.suffix == ".jsonl":
         return import_paths(path)
     if path.suffix == ".json":

@@ -155,7 +155,7 @@ class TopicTree:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputFileError(f"tree file {path} does not exist; build one with `topictree tree`") from None
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             raise InputFileError(f"tree file {path} is not valid JSON; rebuild it with `topictree tree`") from None
         if not isinstance(data, dict):
             raise InputFileError(f"tree file {path} must hold a JSON object; rebuild it with `topictree tree`")

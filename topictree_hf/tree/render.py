@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 from topictree_hf.tree.model import TopicTree
@@ -70,8 +71,13 @@ def render_png(tree: TopicTree, path: Path, max_depth: int = 4) -> None:
 
     draw(tree.root_id, 0.0, 2 * math.pi, 0)
     ax.set_title(f"{tree.root}: {len(tree.nodes)} topics, {leaves[tree.root_id]} leaves", pad=18)
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+    tmp = path.with_name(f".{path.name}.tmp")  # a killed run must not leave half a picture to copy
+    try:
+        fig.savefig(tmp, bbox_inches="tight", format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
 
 
 def _label(ax: object, text: str, theta: float, radius: float, width: float, ring: float, depth: int) -> None:

@@ -1,0 +1,90 @@
+"""A deterministic scripted model for tests that run the real CLI (in-process or in a subprocess):
+it answers tree expansions and samples of every built-in format, in JSON and tagged-text mode, from
+the request's prompt and seed alone, so two runs of one config give byte-identical results.
+
+    FakeModel(flaky=True)    a third of the answers (by seed) are junk: re-asks, retries and a few
+                             samples that fail for good, as a real small model gives
+    FakeModel(delay=0.05)    sleep that long per request (time to kill a run from outside)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import time
+
+from topictree_hf.engines import ChatRequest, register_backend
+from topictree_hf.engines.fake import FakeEngine
+
+ADJECTIVES = ("Ancient", "Coastal", "Northern", "Rural", "Urban", "Royal", "Maritime", "Sacred", "Early", "Late",
+              "Southern", "Imperial", "Frontier", "Civic", "Colonial", "Nomadic", "Alpine")  # 17: prime
+NOUNS = ("Trade", "Warfare", "Law", "Farming", "Music", "Medicine", "Architecture", "Diplomacy", "Religion",
+         "Navigation", "Metallurgy", "Pottery", "Astronomy", "Writing", "Festivals", "Coinage", "Textiles", "Roads",
+         "Schools")
+WORDS = ("river", "harbour", "grain", "tax", "council", "bridge", "scroll", "temple", "market", "bronze", "horse",
+         "canal", "census", "garrison", "ledger", "lamp", "orchard", "quarry", "treaty", "well", "kiln", "loom",
+         "salt", "copper", "archive", "festival", "oath", "harvest", "caravan", "lighthouse", "mint", "forum")
+
+
+def _hash(*parts: object) -> int:
+    return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
+
+
+class FakeModel:
+    def __init__(self, flaky: bool = False, delay: float = 0.0) -> None:
+        self.flaky = flaky
+        self.delay = delay
+
+    def __call__(self, req: ChatRequest) -> str:
+        if self.delay:
+            time.sleep(self.delay)
+        prompt = req.messages[-1]["content"] if req.messages[-1]["role"] == "user" else req.messages[-2]["content"]
+        if "distinct subtopics of" in prompt:
+            return self.subtopics(prompt, req.sampling.seed or 0)
+        return self.sample(req, prompt)
+
+    def subtopics(self, prompt: str, seed: int) -> str:
+        if self.flaky and seed % 5 == 0:
+            return "Sure! Here are some ideas for you."
+        topic = re.search(r'subtopics of "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
+        count = int(re.search(r"List (\d+) distinct", prompt).group(1))  # type: ignore[union-attr]
+        h = _hash(topic, seed)
+        names = [f"{ADJECTIVES[(h + 7 * i) % len(ADJECTIVES)]} {NOUNS[(h // 31 + i) % len(NOUNS)]}"
+                 for i in range(count)]
+        return json.dumps({"subtopics": names})
+
+    def sample(self, req: ChatRequest, prompt: str) -> str:
+        seed = req.sampling.seed or 0
+        if self.flaky and seed % 3 == 0:
+            return "I am sorry, I cannot help with that."
+        match = re.search(r"Topic path: (.*)", prompt)
+        leaf = match.group(1).split(" > ")[-1] if match else "the topic"
+        rng = random.Random(seed)
+
+        def text(kind: str) -> str:
+            return f"{kind} on {leaf}: " + " ".join(rng.choice(WORDS) for _ in range(14)) + "."
+
+        if req.json_schema is not None:
+            props = req.json_schema["properties"]
+            if "turns" in props:
+                n = props["turns"]["minItems"]
+                return json.dumps({"turns": [{"user": text("Ask") + "?", "assistant": text("Reply")}
+                                             for _ in range(n)]})
+            return json.dumps({k: ("python" if k == "language" else text(k.capitalize())) for k in props})
+        lead = req.messages[-1]["content"]
+        if lead == "Question:":
+            return f" {text('Question')}?\nAnswer: {text('Answer')}"
+        if lead == "Instruction:":
+            return f" {text('Task')}\nInput:\nOutput: {text('Output')}"
+        if lead == "User:":
+            return f" {text('Ask')}?\nAssistant: {text('Reply')}\nUser: {text('More')}?\nAssistant: {text('Then')}"
+        return f" {text('Task')}\nLanguage: Python\nSolution:\n```python\nprint({seed})\n```"
+
+
+def register_fake(flaky: bool = False, delay: float = 0.0, name: str = "fake") -> FakeEngine:
+    """Register a FakeModel engine as backend `name` through the real registry; returns the engine."""
+    engine = FakeEngine(FakeModel(flaky, delay), model_name="fake-model")
+    register_backend(name, lambda _cfg: engine)
+    return engine

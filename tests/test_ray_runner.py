@@ -1,0 +1,414 @@
+"""The Ray runner: block journals (no Ray needed), then a local Ray cluster (`ray.init(num_cpus=2)`)
+with 2 actors, first on the scripted engine, then (slow) on the bundled model: the same sample ids and
+leaf coverage as a single-process run with the same seed, and every id exactly once after an actor is
+killed mid-run. The Ray tests skip when ray is not installed (pip install 'topictree-hf[ray]')."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import random
+import shutil
+import sys
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from topictree_hf.cli import main
+from topictree_hf.config import Config, EngineConfig
+from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress
+from topictree_hf.engines.fake import FakeEngine
+from topictree_hf.engines.registry import create_engine
+from topictree_hf.errors import EngineError, ModelNotFoundError
+from topictree_hf.generation.allocate import allocate
+from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.journal import read_jsonl
+from topictree_hf.rundir import RunDir
+from topictree_hf.runners.blocks import (
+    block_name,
+    block_paths,
+    journaled_ids,
+    merge_failure_shards,
+    process_block,
+    task_row,
+    tasks_from_columns,
+)
+from topictree_hf.runners.ray_runner import RayOptions, actor_resources, worker_engine_config
+from topictree_hf.tree.model import TopicTree
+
+HAS_RAY = importlib.util.find_spec("ray") is not None
+needs_ray = pytest.mark.skipif(not HAS_RAY, reason="needs ray: pip install 'topictree-hf[ray]'")
+WORDS = [f"{a}{b}{c}" for a in "bdfgklmnprstvz" for b in "aeiou" for c in "nrs"]
+
+
+def respond(req: ChatRequest) -> str | Completion:
+    """Deterministic per request seed: a valid unique sample, or (1 in 5) junk that is retried."""
+    rng = random.Random(req.sampling.seed)
+    if rng.random() < 0.2:
+        return "no JSON here"
+    assert req.json_schema is not None
+    return json.dumps({k: " ".join(rng.choices(WORDS, k=10)) + "." for k in req.json_schema["properties"]})
+
+
+def fake_factory(_config: EngineConfig) -> Engine:
+    return FakeEngine(respond)
+
+
+class DiesOnce(Engine):
+    """Wraps an engine; the first engine in the cluster to reach its second batch kills its process
+    (after its first batch was journaled: mid-block). A marker file makes it happen exactly once."""
+
+    def __init__(self, inner: Engine, marker: str) -> None:
+        self.inner, self.marker, self.calls = inner, marker, 0
+        self.backend = inner.backend  # type: ignore[misc]
+        self.model_name = inner.model_name
+        self.parameter_count = getattr(inner, "parameter_count", None)
+
+    def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:
+        self.calls += 1
+        if self.calls == 2:
+            try:
+                os.close(os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                pass
+            else:
+                os._exit(1)  # like a node lost mid-block: no cleanup, no exception
+        return self.inner.generate(requests, progress)
+
+
+@dataclass
+class DyingFactory:
+    marker: str
+    inner: Callable[[EngineConfig], Engine]
+
+    def __call__(self, config: EngineConfig) -> Engine:
+        return DiesOnce(self.inner(config), self.marker)
+
+
+def flat_tree(leaves: int) -> TopicTree:
+    tree = TopicTree.new("Historical Events")
+    for topic in ["Ancient Rome", "Medieval Europe", "Industrial Revolution", "Cold War", "Ming Dynasty"][:leaves]:
+        tree.add_child(tree.root_id, topic)
+    return tree
+
+
+def make_config(run: Path, samples: int, **engine: Any) -> Config:
+    return Config(generation={"num_samples": samples, "formats": ["qa"], "dedup": "exact", "max_retries": 1},
+                  engine={"batch_size": 3} | engine, output={"run_dir": str(run)})
+
+
+def prepared(config: Config) -> RunDir:
+    run_dir = RunDir(config.run_dir)
+    run_dir.prepare(config)
+    return run_dir
+
+
+def id_lines(run_dir: RunDir) -> Counter[str]:
+    """Every id as often as it is written anywhere in the run dir (raw shards, not the deduping reader)."""
+    lines: Counter[str] = Counter()
+    for path in [*run_dir.sample_shards(), run_dir.failures]:
+        lines.update(r["id"] for r in read_jsonl(path))
+    return lines
+
+
+def local_run(config: Config, tree: TopicTree, engine: Engine) -> RunDir:
+    run_dir = prepared(config)
+    SampleGenerator(engine, config, run_dir).run(tree)
+    return run_dir
+
+
+# ---------------------------------------------------------------- block journals, no Ray needed
+
+
+def test_task_rows_round_trip_through_columns() -> None:
+    tasks = list(allocate(flat_tree(3), make_config(Path("x"), 7).generation))
+    rows = [task_row(t) for t in tasks]
+    columns = {k: [r[k] for r in rows] for k in rows[0]}
+    assert tasks_from_columns(columns) == tasks
+
+
+def test_an_interrupted_block_is_finished_without_duplicates(tmp_path: Path) -> None:
+    config = make_config(tmp_path / "run", 12)
+    run_dir, tree = prepared(config), flat_tree(3)
+    tasks = list(allocate(tree, config.generation))
+
+    class Boom(Exception):
+        pass
+
+    calls = {"n": 0}
+
+    def dies_on_second_batch(req: ChatRequest) -> str | Completion:
+        if calls["n"] >= 3:  # the second batch of 3
+            raise Boom
+        calls["n"] += 1
+        return respond(req)
+
+    with pytest.raises(Boom):
+        process_block(SampleGenerator(FakeEngine(dies_on_second_batch), config, run_dir), run_dir, tasks)
+    shard, _ = block_paths(run_dir, block_name(t.id for t in tasks))
+    first = {r["id"] for r in read_jsonl(shard)}
+    assert 0 < len(first) <= 3
+    name, summary = process_block(SampleGenerator(FakeEngine(respond), config, run_dir), run_dir, tasks)
+    assert shard.name == f"samples-ray-{name}.jsonl"
+    merge_failure_shards(run_dir)
+    lines = id_lines(run_dir)
+    assert set(lines) == {t.id for t in tasks} and set(lines.values()) == {1}
+    assert summary.valid + summary.failed == 12
+
+
+def test_failure_shards_fold_into_failures_jsonl_once(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path)
+    for name, ids in (("a", ["x", "y"]), ("b", ["y", "z"])):
+        block_paths(run_dir, name)[1].write_text("".join(json.dumps({"id": i, "reason": "r"}) + "\n" for i in ids))
+    assert journaled_ids(run_dir) == {"x", "y", "z"}
+    assert merge_failure_shards(run_dir) == 3
+    assert merge_failure_shards(run_dir) == 0
+    assert [r["id"] for r in run_dir.iter_failures()] == ["x", "y", "z"]
+    assert not list(tmp_path.glob("failures-ray-*"))
+
+
+def test_actor_resources_follow_ray_vllm_conventions() -> None:
+    options = RayOptions()
+    assert actor_resources(EngineConfig(), options) == {"num_cpus": 1.0, "num_gpus": 0}
+    one = EngineConfig(backend="vllm", model="/m")
+    assert actor_resources(one, options) == {"num_cpus": 1.0, "num_gpus": 1}
+    assert worker_engine_config(one).options == {"distributed_executor_backend": "uni"}
+    four = EngineConfig(backend="vllm", model="/m", tensor_parallel_size=4)
+    res = actor_resources(four, options)
+    assert res["num_gpus"] == 0 and res["ray_remote_args_fn"].args == (4,)  # a placement group of 4 GPU bundles
+    assert worker_engine_config(four).options == {"distributed_executor_backend": "ray"}
+    mine = EngineConfig(backend="vllm", model="/m", options={"distributed_executor_backend": "mp"})
+    assert worker_engine_config(mine).options == {"distributed_executor_backend": "mp"}
+    assert actor_resources(four, RayOptions(num_gpus=2, num_cpus=4)) == {"num_cpus": 4, "num_gpus": 2}
+
+
+def test_cli_ray_runner_without_ray_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError, as when it is not installed
+    code = main(["run", "--runner", "ray", "--run-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "pip install 'topictree-hf[ray]'" in err
+    assert not (tmp_path / "run").exists(), "nothing is written before the runner is known to work"
+
+
+def test_cli_ray_flags_need_the_ray_runner(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run", "--workers", "2", "--run-dir", str(tmp_path / "run")]) == 2
+    assert "--runner ray" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["run", "--runner", "spark"])
+    assert exit_.value.code == 2
+
+
+@needs_ray
+def test_cli_unreachable_ray_address_is_one_line_and_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    import ray
+
+    if ray.is_initialized():
+        pytest.skip("this process is already connected to a cluster")
+    with socket.socket() as probe:  # a port that nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["run", "--runner", "ray", "--ray-address", f"127.0.0.1:{port}", "--run-dir", str(tmp_path / "r")])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and "cannot join the Ray cluster" in err and "--ray-address" in err
+
+
+# ---------------------------------------------------------------- a local Ray cluster
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Any]:
+    if not HAS_RAY:
+        pytest.skip("needs ray: pip install 'topictree-hf[ray]'")
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors need this module's factories
+    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+             runtime_env={"env_vars": {"TOPICTREE_NO_PROGRESS": "1", "TOKENIZERS_PARALLELISM": "false",
+                                       "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}})
+    yield ray
+    ray.shutdown()
+
+
+def ray_run(config: Config, tree: TopicTree, factory: Callable[[EngineConfig], Engine] | None,
+            block_size: int) -> RunDir:
+    from topictree_hf.runners.ray_runner import ray_generate_stage
+
+    run_dir = prepared(config)
+    options = RayOptions(workers=2, block_size=block_size, engine_factory=factory)
+    summary = ray_generate_stage(config, run_dir, tree, options)
+    assert summary.valid == len(list(run_dir.iter_samples()))
+    return run_dir
+
+
+def assert_same_as_local(ray_dir: RunDir, local_dir: RunDir, tree: TopicTree, config: Config) -> None:
+    """Every allocated id journaled exactly once (as a sample or a failure), in both runs, and the same
+    leaves covered by valid samples. (Which ids end up valid can differ with the bundled model only if
+    CPU arithmetic differs between processes; both runs send batches of one request, so no padding.)"""
+    allocated = {t.id for t in allocate(tree, config.generation)}
+    lines = id_lines(ray_dir)
+    assert set(lines) == allocated and set(lines.values()) == {1}, "every id exactly once"
+    assert not list(ray_dir.path.glob("failures-ray-*")), "failure shards are folded into failures.jsonl"
+    for run in (ray_dir, local_dir):
+        assert {r["id"] for r in run.iter_samples()} | {r["id"] for r in run.iter_failures()} == allocated
+    assert {r["leaf_id"] for r in ray_dir.iter_samples()} == {r["leaf_id"] for r in local_dir.iter_samples()}
+
+
+@needs_ray
+def test_ray_tree_stage_builds_the_tree_on_a_worker(ray_cluster: Any, tmp_path: Path) -> None:
+    from topictree_hf.runners.ray_runner import ray_tree_stage
+
+    def subtopics(req: ChatRequest) -> str:
+        return json.dumps({"subtopics": ["Ancient Rome", "Medieval Europe"]})
+
+    config = Config(tree={"depth": 1, "degree": 2}, output={"run_dir": str(tmp_path)})
+    tree = ray_tree_stage(config, prepared(config), RayOptions(engine_factory=lambda _c: FakeEngine(subtopics)))
+    assert sorted(n.topic for n in tree.leaves()) == ["Ancient Rome", "Medieval Europe"]
+    assert TopicTree.load(tmp_path / "topic_tree.json").stats() == tree.stats()
+
+
+@needs_ray
+def test_ray_run_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None:
+    tree = flat_tree(5)
+    config = make_config(tmp_path / "ray", 60)
+    ray_dir = ray_run(config, tree, fake_factory, block_size=6)
+    local_dir = local_run(make_config(tmp_path / "local", 60), tree, FakeEngine(respond))
+    assert_same_as_local(ray_dir, local_dir, tree, config)
+    # the scripted engine is deterministic per request, so even the texts agree
+    assert ({r["id"]: r["messages"] for r in ray_dir.iter_samples()}
+            == {r["id"]: r["messages"] for r in local_dir.iter_samples()})
+    assert len(list(ray_dir.path.glob("samples-ray-*.jsonl"))) == 10, "one shard per block of 6"
+
+
+@needs_ray
+def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path) -> None:
+    tree = flat_tree(5)
+    config = make_config(tmp_path / "ray", 60)
+    marker = tmp_path / "died"
+    ray_dir = ray_run(config, tree, DyingFactory(str(marker), fake_factory), block_size=6)
+    assert marker.exists(), "an actor was killed"
+    local_dir = local_run(make_config(tmp_path / "local", 60), tree, FakeEngine(respond))
+    assert_same_as_local(ray_dir, local_dir, tree, config)
+
+
+@needs_ray
+def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> None:
+    from topictree_hf.runners.ray_runner import ray_generate_stage
+
+    tree, config = flat_tree(3), make_config(tmp_path / "run", 18)
+    run_dir = prepared(config)
+    first_half = list(allocate(tree, config.generation))[:9]
+    process_block(SampleGenerator(FakeEngine(respond), config, run_dir), run_dir, first_half)
+    summary = ray_generate_stage(config, run_dir, tree, RayOptions(workers=2, block_size=3,
+                                                                    engine_factory=fake_factory))
+    assert summary.resumed == 9 and summary.valid + summary.failed == 9
+    lines = id_lines(run_dir)
+    assert len(lines) == 18 and set(lines.values()) == {1}
+
+
+@needs_ray
+def test_ray_worker_errors_come_back_as_one_line(ray_cluster: Any, tmp_path: Path) -> None:
+    from topictree_hf.runners.ray_runner import ray_generate_stage, ray_tree_stage
+
+    def no_model(_config: EngineConfig) -> Engine:
+        raise ModelNotFoundError("model /nowhere does not exist on this node; install it on every node")
+
+    config = make_config(tmp_path / "run", 6)
+    with pytest.raises(ModelNotFoundError, match="does not exist on this node") as err:
+        ray_generate_stage(config, prepared(config), flat_tree(2), RayOptions(workers=1, engine_factory=no_model))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ModelNotFoundError, match="^model /nowhere does not exist on this node"):
+        ray_tree_stage(config, RunDir(config.run_dir), RayOptions(engine_factory=no_model))
+
+    def crashes(_config: EngineConfig) -> Engine:
+        raise RuntimeError("a bug")
+
+    with pytest.raises(EngineError, match="the Ray run failed .* rerun to resume"):
+        ray_generate_stage(config, RunDir(config.run_dir), flat_tree(2), RayOptions(workers=1, engine_factory=crashes))
+    with pytest.raises(EngineError, match=r"the Ray run failed \(RuntimeError: a bug\)"):
+        ray_tree_stage(config, RunDir(config.run_dir), RayOptions(engine_factory=crashes))
+
+
+# ---------------------------------------------------------------- the bundled model on 2 actors (slow)
+
+
+@pytest.fixture(scope="module")
+def bundled_tree() -> TopicTree:
+    return flat_tree(2)
+
+
+def bundled_config(run: Path) -> Config:
+    return Config(generation={"num_samples": 4, "formats": ["qa"], "max_tokens": 48, "max_retries": 0, "seed": 7},
+                  engine={"batch_size": 1}, output={"run_dir": str(run)})
+
+
+@pytest.fixture(scope="module")
+def bundled_local_run(bundled_engine: Engine, bundled_tree: TopicTree,
+                      tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    return local_run(bundled_config(tmp_path_factory.mktemp("local")), bundled_tree, bundled_engine)
+
+
+@pytest.mark.slow
+@needs_ray
+def test_ray_bundled_model_same_ids_and_coverage(ray_cluster: Any, bundled_local_run: RunDir,
+                                                 bundled_tree: TopicTree, tmp_path: Path) -> None:
+    config = bundled_config(tmp_path / "ray")
+    ray_dir = ray_run(config, bundled_tree, None, block_size=2)
+    assert_same_as_local(ray_dir, bundled_local_run, bundled_tree, config)
+    assert {r["backend"] for r in ray_dir.iter_samples()} <= {"transformers"}
+
+
+@pytest.mark.slow
+@needs_ray
+def test_ray_bundled_model_actor_killed_mid_run(ray_cluster: Any, bundled_local_run: RunDir,
+                                                bundled_tree: TopicTree, tmp_path: Path) -> None:
+    config = bundled_config(tmp_path / "ray")
+    marker = tmp_path / "died"
+    ray_dir = ray_run(config, bundled_tree, DyingFactory(str(marker), create_engine), block_size=2)
+    assert marker.exists(), "an actor was killed after its first batch"
+    assert_same_as_local(ray_dir, bundled_local_run, bundled_tree, config)
+    shutil.rmtree(ray_dir.path)
+
+
+# ---------------------------------------------------------------- the CLI, end to end on Ray and two servers
+
+
+def fleet_answer(request: dict[str, Any]) -> str:
+    """Subtopics for a tree request, a unique qa sample for a sample request."""
+    props = request.get("response_format", {}).get("json_schema", {}).get("schema", {}).get("properties", {})
+    if "subtopics" in props:
+        return json.dumps({"subtopics": ["Ancient Rome", "Medieval Europe", "Industrial Revolution"]})
+    rng = random.Random(request.get("seed", 0))
+    return json.dumps({k: " ".join(rng.choices(WORDS, k=10)) + "." for k in props})
+
+
+@needs_ray
+def test_cli_run_on_ray_against_two_servers(ray_cluster: Any, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """`topictree run --runner ray`: the tree on a Ray worker, samples on 2 actors whose `openai`
+    engines share two real HTTP servers, then the dataset folder."""
+    from test_openai_fleet import FakeServer
+
+    servers = [FakeServer(answer=fleet_answer) for _ in range(2)]
+    try:
+        code = main(["run", "--runner", "ray", "--workers", "2", "--backend", "openai",
+                     "--base-url", ",".join(s.url for s in servers), "--depth", "1", "--degree", "3",
+                     "--samples", "12", "--batch-size", "2", "--run-dir", str(tmp_path / "run")])
+    finally:
+        for s in servers:
+            s.stop()
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    run_dir = RunDir(tmp_path / "run")
+    assert len(list(run_dir.iter_samples())) == 12 and id_lines(run_dir).most_common(1)[0][1] == 1
+    assert list(run_dir.path.glob("samples-ray-*.jsonl")), "journaled in per-block shards"
+    assert all(s.completions > 0 for s in servers), [s.completions for s in servers]
+    assert Path(out.out.strip().splitlines()[-1]).is_dir(), "the dataset folder path on stdout"

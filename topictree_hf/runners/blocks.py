@@ -1,0 +1,115 @@
+"""A block of sample tasks, journaled on its own: what a distributed worker does with its share.
+
+Each block writes `samples-ray-<block>.jsonl` and `failures-ray-<block>.jsonl` in the run dir, where
+`<block>` is a hash of the task ids in it. A block that is run again (its worker died, Ray retried
+it elsewhere) therefore reopens the same two files, skips the ids already there and finishes the
+rest: nothing is generated twice. Sample ids are stable (seed, leaf, format, index), the run dir
+reader keeps the first record per id, and a rerun skips every id already in any shard.
+
+failures.jsonl is the one failure journal the rest of the library reads, so the driver folds the
+per-block failure shards into it (`merge_failure_shards`) before and after a distributed run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from topictree_hf.generation.allocate import Task
+from topictree_hf.generation.formats import sample_text
+from topictree_hf.generation.generator import SampleGenerator, Summary
+from topictree_hf.journal import Journal, read_jsonl
+from topictree_hf.rundir import RunDir
+
+SAMPLES_PREFIX = "samples-ray-"
+FAILURES_PREFIX = "failures-ray-"
+COUNTS = ("valid", "failed", "retried", "output_tokens", "engine_calls")
+
+
+def task_row(task: Task) -> dict[str, Any]:
+    """A task as a flat row (Arrow-friendly: the path travels as JSON text)."""
+    return {"id": task.id, "leaf_id": task.leaf_id, "path": json.dumps(list(task.path), ensure_ascii=False),
+            "index": task.index, "format": task.format, "angle": task.angle}
+
+
+def tasks_from_columns(batch: dict[str, Sequence[Any]]) -> list[Task]:
+    """Tasks back from a columnar batch (dict of arrays or lists, as Ray Data hands them over)."""
+    cols = {k: list(v.tolist() if hasattr(v, "tolist") else v) for k, v in batch.items()}
+    return [Task(str(i), str(leaf), tuple(json.loads(path)), int(index), str(fmt), str(angle))
+            for i, leaf, path, index, fmt, angle in zip(cols["id"], cols["leaf_id"], cols["path"], cols["index"],
+                                                         cols["format"], cols["angle"], strict=True)]
+
+
+def block_name(ids: Iterable[str]) -> str:
+    return hashlib.sha256("\n".join(sorted(ids)).encode()).hexdigest()[:16]
+
+
+def block_paths(run_dir: RunDir, name: str) -> tuple[Path, Path]:
+    return run_dir.path / f"{SAMPLES_PREFIX}{name}.jsonl", run_dir.path / f"{FAILURES_PREFIX}{name}.jsonl"
+
+
+def process_block(generator: SampleGenerator, run_dir: RunDir, tasks: Sequence[Task],
+                  progress: Callable[[int], None] | None = None) -> tuple[str, Summary]:
+    """Generate, judge and journal one block of tasks in its own shards; returns the block's name and
+    its counts (what an earlier, interrupted attempt at the same block journaled included)."""
+    name = block_name(t.id for t in tasks)
+    samples_path, failures_path = block_paths(run_dir, name)
+    summary = Summary(mode=generator.mode)
+    before = list(read_jsonl(samples_path))
+    done = {r["id"] for r in before} | {r["id"] for r in read_jsonl(failures_path)}
+    for record in before:  # an earlier attempt's samples count for near-duplicate checks here too
+        generator.dedup.check_and_add(sample_text(record["messages"]))
+    summary.valid, summary.failed = len(before), len(done) - len({r["id"] for r in before})
+    with Journal(samples_path) as samples, Journal(failures_path) as failures:
+        generator.generate_tasks((t for t in tasks if t.id not in done), samples, failures, summary, progress)
+    return name, summary
+
+
+def summary_row(name: str, summary: Summary) -> dict[str, Any]:
+    """One block's counts as a flat row (the result a Ray worker hands back)."""
+    row: dict[str, Any] = {"block": name, "mode": summary.mode, "error_type": "", "error": ""}
+    row.update({k: int(getattr(summary, k)) for k in COUNTS})
+    row["rejections"] = json.dumps(dict(summary.rejections))
+    row["failures"] = json.dumps(dict(summary.failures))
+    return row
+
+
+def add_row(total: Summary, row: dict[str, Any]) -> None:
+    for key in COUNTS:
+        setattr(total, key, getattr(total, key) + int(row[key]))
+    total.rejections.update(json.loads(row["rejections"]))
+    total.failures.update(json.loads(row["failures"]))
+    total.mode = total.mode or str(row["mode"])
+
+
+def merge_failure_shards(run_dir: RunDir) -> int:
+    """Fold every failures-ray-*.jsonl into failures.jsonl (ids not there yet) and delete the shards.
+    Safe to repeat: a crash between the append and the deletes only leaves ids that the next merge
+    finds already present."""
+    shards = sorted(run_dir.path.glob(f"{FAILURES_PREFIX}*.jsonl"))
+    if not shards:
+        return 0
+    have = {r.get("id") for r in run_dir.iter_failures()}
+    fresh = []
+    for shard in shards:
+        for record in read_jsonl(shard, strict_middle=False):
+            if record.get("id") not in have:
+                have.add(record.get("id"))
+                fresh.append(record)
+    with Journal(run_dir.failures) as journal:
+        journal.write_batch(fresh)
+    for shard in shards:
+        shard.unlink()
+    return len(fresh)
+
+
+def journaled_ids(run_dir: RunDir) -> set[str]:
+    """Every id with a result: in any sample shard, failures.jsonl, or a failure shard not merged yet."""
+    ids = {r["id"] for r in run_dir.iter_samples()}
+    ids.update(r["id"] for r in run_dir.iter_failures() if isinstance(r.get("id"), str))
+    for shard in run_dir.path.glob(f"{FAILURES_PREFIX}*.jsonl"):
+        ids.update(r["id"] for r in read_jsonl(shard, strict_middle=False) if isinstance(r.get("id"), str))
+    return ids
