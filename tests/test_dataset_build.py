@@ -249,3 +249,12 @@ def test_build_does_not_keep_old_state_between_runs(tmp_path: Path, caplog: pyte
     assert build_dataset(run.path, tmp_path / "a").total_rows == 9
     run = make_synthetic_run(tmp_path / "run", samples_per_leaf=2)
     assert build_dataset(run.path, tmp_path / "b").total_rows == 18
+
+
+def test_a_run_made_with_a_plugin_backend_still_builds(tmp_path: Path) -> None:
+    run = make_synthetic_run(tmp_path / "run", depth=1, degree=2, samples_per_leaf=1)
+    manifest = json.loads(run.manifest.read_text())
+    manifest["config"]["engine"]["backend"] = "my-plugin"  # registered in the generating process only
+    run.manifest.write_text(json.dumps(manifest))
+    result = build_dataset(run.path, tmp_path / "ds")
+    assert result.total_rows == 2

@@ -412,3 +412,14 @@ def test_cli_run_on_ray_against_two_servers(ray_cluster: Any, tmp_path: Path,
     assert list(run_dir.path.glob("samples-ray-*.jsonl")), "journaled in per-block shards"
     assert all(s.completions > 0 for s in servers), [s.completions for s in servers]
     assert Path(out.out.strip().splitlines()[-1]).is_dir(), "the dataset folder path on stdout"
+
+
+def test_workers_keep_the_users_usage_stats_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    from topictree_hf.runners.ray_runner import worker_env
+
+    for name in ("VLLM_NO_USAGE_STATS", "VLLM_DO_NOT_TRACK", "DO_NOT_TRACK"):
+        monkeypatch.delenv(name, raising=False)
+    assert worker_env()["VLLM_NO_USAGE_STATS"] == "1" and worker_env()["DO_NOT_TRACK"] == "1"
+    monkeypatch.setenv("VLLM_NO_USAGE_STATS", "0")  # the user opted in
+    env = worker_env()
+    assert env["VLLM_NO_USAGE_STATS"] == "0" and "DO_NOT_TRACK" not in env

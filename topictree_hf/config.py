@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from topictree_hf.errors import ConfigError
 
@@ -103,9 +103,11 @@ class EngineConfig(_Model):
 
     @field_validator("backend")
     @classmethod
-    def _known_backend(cls, backend: str) -> str:
+    def _known_backend(cls, backend: str, info: ValidationInfo) -> str:
         from topictree_hf.engines.registry import known_backends
 
+        if (info.context or {}).get("saved"):  # a finished run's config: its plugin backend need not be loaded
+            return backend
         if backend not in known_backends():
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(known_backends())}")
         return backend

@@ -41,7 +41,7 @@ def load_run(run_dir: Path | str) -> RunSource:
     if not isinstance(data, dict):
         data = _read_config_yaml(run)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"saved": True})
     except ValidationError as exc:
         loc = ".".join(str(p) for p in exc.errors()[0]["loc"])
         raise RunDirError(f"the config saved in {run.path} is not valid for this version of topictree-hf "

@@ -62,6 +62,18 @@ EngineFactory = Callable[[EngineConfig], Engine]
 # Passed to every worker of a cluster we start or join: no telemetry, nothing fetched, quiet libraries.
 WORKER_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "RAY_USAGE_STATS_ENABLED": "0",
               "TOKENIZERS_PARALLELISM": "false", "TOPICTREE_NO_PROGRESS": "1"}
+def worker_env() -> dict[str, str]:
+    """What every worker gets: no telemetry unless the user chose otherwise here (then their choice)."""
+    from topictree_hf.engines.vllm_engine import USAGE_STATS_VARS
+
+    env = dict(WORKER_ENV)
+    if any(name in os.environ for name in USAGE_STATS_VARS):
+        for name in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"):
+            env.pop(name)
+        env.update({k: os.environ[k] for k in USAGE_STATS_VARS if k in os.environ})
+    return env | {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+
+
 FORWARDED_ENV = ("HF_HUB_OFFLINE", "TOPICTREE_CACHE", "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")
 
 
@@ -97,7 +109,7 @@ def ray_session(options: RayOptions, quiet: bool = True) -> Iterator[ModuleType]
         problem = _unreachable(address) if address else None
         if problem is None:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before a local cluster starts
-            env = WORKER_ENV | {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
+            env = worker_env()
             try:
                 ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING,
                          runtime_env={"env_vars": env})
