@@ -144,4 +144,10 @@ CASES = [
          _write("t.json", "[" * 50_000)),
     Case("model output never fit the format (no valid sample)", "model output", ["build", "{tmp}/run"],
          "no valid samples: all 3 failed after retries (truncated 3", _all_failed),
+    Case("--workers without the ray runner", "flags", ["run", "--workers", "2", "--run-dir", "{tmp}/r"], "--runner ray"),
+    Case("every server of a fleet unreachable", "environment",
+         ["tree", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1,http://127.0.0.1:10/v1",
+          "--run-dir", "{tmp}/r"], "127.0.0.1:10"),
+    Case("Ray cluster unreachable", "environment",
+         ["run", "--runner", "ray", "--ray-address", "127.0.0.1:9", "--run-dir", "{tmp}/r"], "127.0.0.1:9"),
 ]
