@@ -16,13 +16,18 @@ Responder = Callable[[ChatRequest], "str | Completion"]
 class FakeEngine(Engine):
     backend = "fake"
 
-    def __init__(self, responder: Responder, model_name: str = "fake-model") -> None:
+    def __init__(self, responder: Responder, model_name: str = "fake-model", record: bool = True) -> None:
+        """`record=False` keeps only the call count (benchmarks: recording holds every request)."""
         self.responder = responder
         self.model_name = model_name
+        self.record = record
         self.calls: list[list[ChatRequest]] = []
+        self._count = 0
 
     def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:
-        self.calls.append(list(requests))
+        self._count += 1
+        if self.record:
+            self.calls.append(list(requests))
         out: list[Completion] = []
         for req in requests:
             answer = self.responder(req)
@@ -35,4 +40,4 @@ class FakeEngine(Engine):
 
     @property
     def num_calls(self) -> int:
-        return len(self.calls)
+        return self._count

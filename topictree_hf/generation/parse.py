@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+from functools import lru_cache
 from typing import Any
 
 _DECODER = json.JSONDecoder()
@@ -46,6 +47,11 @@ def parse_json(text: str) -> dict[str, Any] | None:
     return None
 
 
+@lru_cache(maxsize=64)
+def _tag_regex_for(tags: tuple[str, ...]) -> re.Pattern[str]:
+    return _tag_regex(dict.fromkeys(tags, ""))
+
+
 def _tag_regex(aliases: dict[str, str]) -> re.Pattern[str]:
     names = "|".join(sorted((re.escape(a) for a in aliases), key=len, reverse=True))
     words = "|".join(sorted((re.escape(a) for a in aliases if len(a) > 2), key=len, reverse=True))
@@ -57,7 +63,7 @@ def _tag_regex(aliases: dict[str, str]) -> re.Pattern[str]:
 
 def parse_tagged(text: str, aliases: dict[str, str]) -> list[tuple[str, str]]:
     """Sections in order as (field, body); `aliases` maps a lower-case tag to its field name."""
-    regex = _tag_regex(aliases)
+    regex = _tag_regex_for(tuple(aliases))
     marks = list(regex.finditer(text))
     out: list[tuple[str, str]] = []
     for i, m in enumerate(marks):
