@@ -21,7 +21,7 @@ N = 18
 
 
 def generate(engine: Engine, tree: TopicTree, run: Path, naive: bool) -> list[dict]:
-    config = Config(generation={"num_samples": N, "temperature": 0.2, "max_tokens": 128, "max_retries": 0,
+    config = Config(generation={"num_samples": N, "temperature": 0.2, "max_tokens": 128, "max_retries": 1,
                                 "formats": ["qa"]}, engine={"batch_size": N})
     kwargs = {"dedup": NoDeduper(), "naive": True} if naive else {}
     SampleGenerator(engine, config, RunDir(run), **kwargs).run(tree)
@@ -34,8 +34,11 @@ def test_tree_beats_naive_prompting(bundled_engine: Engine, tmp_path: Path) -> N
     assert len(tree.leaves()) >= 3
     tree_samples = generate(bundled_engine, tree, tmp_path / "tree", naive=False)
     naive_samples = generate(bundled_engine, TopicTree.new("Historical Events"), tmp_path / "naive", naive=True)
-    assert len(tree_samples) >= N // 2 and len(naive_samples) >= N // 2
-    ours, theirs = evaluate(tree_samples)["diversity"], evaluate(naive_samples)["diversity"]
+    n = min(len(tree_samples), len(naive_samples))
+    assert n >= N // 3, (len(tree_samples), len(naive_samples))
+    # the same number of samples on both sides: Vendi and duplicate rates depend on the count
+    ours = evaluate(sorted(tree_samples, key=lambda r: r["id"])[:n])["diversity"]
+    theirs = evaluate(sorted(naive_samples, key=lambda r: r["id"])[:n])["diversity"]
     assert ours["near_duplicate_rate"] < theirs["near_duplicate_rate"] or (
         ours["near_duplicate_rate"] == 0.0 and ours["exact_duplicate_rate"] < theirs["exact_duplicate_rate"])
     assert ours["vendi_score"] > theirs["vendi_score"]
