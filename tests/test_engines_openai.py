@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from http_support import json_handler
 
 from topictree_hf.config import EngineConfig
 from topictree_hf.engines import ChatRequest, Engine, SamplingParams, create_engine
@@ -51,24 +52,7 @@ class Server:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, data: dict[str, Any]) -> None:
-                body = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
-                else:
-                    self._send(404, {"error": "no such route"})
-
+        class Handler(json_handler(server)):  # type: ignore[misc]
             def do_POST(self) -> None:  # noqa: N802
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 headers = dict(self.headers.items())

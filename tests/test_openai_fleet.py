@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from http_support import json_handler
 
 from topictree_hf.cli import main
 from topictree_hf.config import Config, EngineConfig, load_config
@@ -71,24 +72,7 @@ class FakeServer:
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         server = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def _send(self, status: int, data: dict[str, Any]) -> None:
-                body = json.dumps(data).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                if self.path == "/v1/models":
-                    self._send(200, {"object": "list", "data": [{"id": server.model, "object": "model"}]})
-                else:
-                    self._send(404, {"error": "not found"})
-
+        class Handler(json_handler(server)):  # type: ignore[misc]
             def do_POST(self) -> None:  # noqa: N802
                 request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 if self.path != "/v1/chat/completions":
