@@ -23,7 +23,7 @@ def one(n: int, mode: str, dedup: str) -> dict:
     from topictree_hf.engines.fake import FakeEngine
     from topictree_hf.generation.generator import SampleGenerator
     from topictree_hf.rundir import RunDir
-    from topictree_hf.tree.model import TopicTree
+    from topictree_hf.tree.model import synthetic_tree
 
     counter = iter(range(10**9))
     vocab = [f"w{i:x}" for i in range(5000)]  # distinct texts, so near-duplicate checks keep them
@@ -35,13 +35,7 @@ def one(n: int, mode: str, dedup: str) -> dict:
             return f'{{"question": "What is fact number {k} here?", "answer": "Fact {k}: {words}."}}'
         return f" What is fact number {k} here?\nAnswer: Fact {k}: {words}."
 
-    tree = TopicTree.new("Root")
-    for i in range(8):
-        mid = tree.add_child(tree.root_id, f"Branch {i}").id
-        for j in range(8):
-            sub = tree.add_child(mid, f"Topic {i}.{j}").id
-            for k in range(8):
-                tree.add_child(sub, f"Leaf {i}.{j}.{k}")
+    tree = synthetic_tree("Root", depth=3, degree=8)  # 512 leaves
     with tempfile.TemporaryDirectory() as tmp:
         config = Config(generation={"num_samples": n, "mode": mode, "dedup": dedup}, engine={"batch_size": 1024})
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -41,16 +41,9 @@ def fake_engine(config: Any) -> Any:
 
 
 def make_tree() -> Any:
-    from topictree_hf.tree.model import TopicTree
+    from topictree_hf.tree.model import synthetic_tree
 
-    tree = TopicTree.new("Root")
-    for i in range(8):
-        mid = tree.add_child(tree.root_id, f"Branch {i}").id
-        for j in range(8):
-            sub = tree.add_child(mid, f"Topic {i}.{j}").id
-            for k in range(8):
-                tree.add_child(sub, f"Leaf {i}.{j}.{k}")
-    return tree
+    return synthetic_tree("Root", depth=3, degree=8)  # 512 leaves
 
 
 def make_config(run: Path, samples: int, batch_size: int) -> Any:

@@ -16,7 +16,7 @@ from typing import Any
 from topictree_hf.config import Config
 from topictree_hf.journal import Journal
 from topictree_hf.rundir import RunDir
-from topictree_hf.tree.model import TopicTree
+from topictree_hf.tree.model import TopicTree, synthetic_tree  # noqa: F401 - re-exported
 
 FILLER = ("The topic is examined through its causes, its main actors and its lasting consequences, "
           "with dates, places and sources that a student can check. ")
@@ -26,18 +26,6 @@ def sample_id(path: list[str], index: int, seed: int) -> str:
     """Stable id from path + index + seed, the same recipe a real generator uses."""
     text = "\x1f".join([*path, str(index), str(seed)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
-
-
-def synthetic_tree(root: str, depth: int, degree: int) -> TopicTree:
-    tree = TopicTree.new(root)
-    frontier = [tree.root_id]
-    for level in range(1, depth + 1):
-        nxt = []
-        for parent in frontier:
-            for k in range(degree):
-                nxt.append(tree.add_child(parent, f"{tree.nodes[parent].topic} / topic {level}.{k}").id)
-        frontier = nxt
-    return tree
 
 
 def synthetic_record(path: list[str], index: int, seed: int, content_chars: int, fmt: str = "qa",

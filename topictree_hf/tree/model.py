@@ -160,3 +160,16 @@ class TopicTree:
         if not isinstance(data, dict):
             raise InputFileError(f"tree file {path} must hold a JSON object; rebuild it with `topictree tree`")
         return cls.from_dict(data, str(path))
+
+
+def synthetic_tree(root: str, depth: int, degree: int) -> TopicTree:
+    """A full tree of made-up topics (`degree`^`depth` leaves), for benchmarks and tests."""
+    tree = TopicTree.new(root)
+    frontier = [tree.root_id]
+    for level in range(1, depth + 1):
+        nxt = []
+        for parent in frontier:
+            for k in range(degree):
+                nxt.append(tree.add_child(parent, f"{tree.nodes[parent].topic} / topic {level}.{k}").id)
+        frontier = nxt
+    return tree
