@@ -34,11 +34,11 @@ def tree_stage(config: Config, engine: Engine, run_dir: RunDir, progress: LevelP
                           similar=similar)
     tree = builder.build(config.root, progress)
     tree.save(run_dir.tree_file)
-    _render(tree, run_dir)
+    draw_tree(tree, run_dir)
     return tree
 
 
-def _render(tree: TopicTree, run_dir: RunDir) -> None:
+def draw_tree(tree: TopicTree, run_dir: RunDir) -> None:
     from topictree_hf.tree.render import render_png
 
     try:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -116,18 +116,27 @@ class RunDir:
         return stages
 
     def read_manifest(self) -> dict[str, Any] | None:
-        if not self.manifest.exists():
-            return None
-        try:
-            data = json.loads(self.manifest.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            raise RunDirError(f"{self.manifest} is corrupted; restore it or use a new --run-dir") from None
-        if not isinstance(data, dict):
-            raise RunDirError(f"{self.manifest} is corrupted; restore it or use a new --run-dir")
-        return data
+        return _read_mapping(self.manifest, json.loads)
+
+    def read_saved_config(self) -> dict[str, Any] | None:
+        """config.yaml as plain data (the resolved config of the last command), or None if absent."""
+        return _read_mapping(self.config_file, yaml.safe_load)
 
     def write_summary(self, summary: dict[str, Any]) -> None:
         write_json_atomic(self.summary, summary)
+
+
+def _read_mapping(path: Path, parse: Callable[[str], Any]) -> dict[str, Any] | None:
+    """A JSON/YAML file of the run dir that must hold a mapping: None if absent, RunDirError if broken."""
+    if not path.exists():
+        return None
+    try:
+        data = parse(path.read_text(encoding="utf-8"))
+    except (ValueError, yaml.YAMLError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        data = None
+    if not isinstance(data, dict):
+        raise RunDirError(f"{path} is corrupted; restore it or use a new --run-dir")
+    return data
 
 
 def _get(data: dict[str, Any], dotted: str) -> Any:

@@ -43,7 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_tree(args: argparse.Namespace) -> int:
-    from topictree_hf.pipeline import tree_stage
+    from topictree_hf.pipeline import draw_tree, tree_stage
     from topictree_hf.rundir import RunDir
     from topictree_hf.tree.io import export_paths, load_any
 
@@ -54,9 +54,7 @@ def run_tree(args: argparse.Namespace) -> int:
         tree = load_any(Path(args.import_file))
         tree.save(run_dir.tree_file)
         run_dir.tree_journal.unlink(missing_ok=True)
-        from topictree_hf.pipeline import _render
-
-        _render(tree, run_dir)
+        draw_tree(tree, run_dir)
     else:
         with engine_for(config) as engine, level_bar(config.tree.depth) as bar:
             tree = tree_stage(config, engine, run_dir, progress=bar)

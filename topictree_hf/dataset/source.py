@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import ValidationError
 
 from topictree_hf.config import Config
@@ -39,7 +38,10 @@ def load_run(run_dir: Path | str) -> RunSource:
     manifest = run.read_manifest() or {}
     data = manifest.get("config")
     if not isinstance(data, dict):
-        data = _read_config_yaml(run)
+        data = run.read_saved_config()
+    if data is None:
+        raise RunDirError(f"{run.path} is not a topictree run dir (no manifest.json or config.yaml); "
+                          "pass the folder `topictree run` wrote")
     try:
         config = Config.model_validate(data, context={"saved": True})
     except ValidationError as exc:
@@ -54,19 +56,6 @@ def load_run(run_dir: Path | str) -> RunSource:
         raise RunDirError(f"run dir {run.path} has no samples-*.jsonl; generate samples first with "
                           "`topictree run` on that run dir")
     return RunSource(run, config, data, tree, manifest.get("tool_version"), _read_summary(run))
-
-
-def _read_config_yaml(run: RunDir) -> dict[str, Any]:
-    if not run.config_file.is_file():
-        raise RunDirError(f"{run.path} is not a topictree run dir (no manifest.json or config.yaml); "
-                          "pass the folder `topictree run` wrote")
-    try:
-        data = yaml.safe_load(run.config_file.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError):
-        raise RunDirError(f"{run.config_file} is corrupted; restore it or rerun in a new --run-dir") from None
-    if not isinstance(data, dict):
-        raise RunDirError(f"{run.config_file} is corrupted; restore it or rerun in a new --run-dir")
-    return data
 
 
 def _read_summary(run: RunDir) -> dict[str, Any]:
