@@ -1,18 +1,21 @@
-"""Shared fixtures. Three tiers: unit tests (fake engine), `slow` (bundled model on CPU, one
-loaded engine shared by the whole session), `gpu` (vLLM + CUDA; skipped without them)."""
+"""Shared fixtures and the tier rules (tests/tiers.py): unit tests (fake engine), `slow` (bundled model
+on CPU, one loaded engine shared by the whole session), `vllm` (the real vLLM backend wherever the
+hardware runs it), `gpu` (CUDA). A skip must name absent hardware; a skip for a missing package fails
+the run, since `scripts/setup.sh --dev` installs every package the tests need."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable, Iterator
 
 import pytest
+import tiers
 
 from topictree_hf.config import EngineConfig
 from topictree_hf.engines import ChatRequest, Completion, register_backend
 from topictree_hf.engines.fake import FakeEngine
 
+TIER_TIMES: dict[str, tuple[float, int]] = {}  # tier -> (seconds, tests run)
 os.environ.setdefault("TOPICTREE_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -27,24 +30,36 @@ def _isolated_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     monkeypatch.setenv("VLLM_NO_USAGE_STATS", "1")
 
 
-def has_gpu() -> bool:
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    try:
-        import torch
-
-        return bool(torch.cuda.is_available())
-    except ImportError:
-        return False
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if has_gpu():
-        return
-    skip = pytest.mark.skip(reason="needs CUDA and vLLM (pip install 'topictree-hf[vllm]' on a GPU machine)")
+    reasons = {"gpu": tiers.gpu_missing(), "vllm": tiers.vllm_hardware_missing()}
     for item in items:
-        if "gpu" in item.keywords:
-            item.add_marker(skip)
+        for marker, reason in reasons.items():
+            if reason is not None and marker in item.keywords:
+                item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Turn a skip that names a missing package (or no absent hardware) into a failure that says why."""
+    report = yield
+    tier = next((t for t in ("vllm", "gpu", "slow") if t in item.keywords), "fast")
+    seconds, count = TIER_TIMES.get(tier, (0.0, 0))
+    TIER_TIMES[tier] = (seconds + report.duration, count + (report.when == "call"))
+    if report.skipped and not hasattr(report, "wasxfail"):
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        if tiers.forbidden_skip(reason):
+            report.outcome = "failed"
+            report.longrepr = (f"skipped for a reason that is not absent hardware: {reason!r}; "
+                               "scripts/setup.sh --dev must install what tests need, and a test skips only "
+                               "for missing hardware (tests/tiers.py)")
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Seconds per tier (set-up and teardown included), so CI logs show what each tier costs."""
+    if TIER_TIMES:
+        parts = [f"{tier} {seconds:.0f} s ({count} tests)" for tier, (seconds, count) in sorted(TIER_TIMES.items())]
+        terminalreporter.write_line("time per tier: " + ", ".join(parts))
 
 
 @pytest.fixture(scope="session")

@@ -1,11 +1,10 @@
 """The Ray runner: block journals (no Ray needed), then a local Ray cluster (`ray.init(num_cpus=2)`)
 with 2 actors, first on the scripted engine, then (slow) on the bundled model: the same sample ids and
 leaf coverage as a single-process run with the same seed, and every id exactly once after an actor is
-killed mid-run. The Ray tests skip when ray is not installed (pip install 'topictree-hf[ray]')."""
+killed mid-run. Ray comes with `scripts/setup.sh --dev` (the `ray` extra), so these tests always run."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import random
@@ -41,8 +40,6 @@ from topictree_hf.runners.blocks import (
 from topictree_hf.runners.ray_runner import RayOptions, actor_resources, worker_engine_config
 from topictree_hf.tree.model import TopicTree
 
-HAS_RAY = importlib.util.find_spec("ray") is not None
-needs_ray = pytest.mark.skipif(not HAS_RAY, reason="needs ray: pip install 'topictree-hf[ray]'")
 WORDS = [f"{a}{b}{c}" for a in "bdfgklmnprstvz" for b in "aeiou" for c in "nrs"]
 
 
@@ -204,14 +201,12 @@ def test_cli_ray_flags_need_the_ray_runner(tmp_path: Path, capsys: pytest.Captur
     assert exit_.value.code == 2
 
 
-@needs_ray
 def test_cli_unreachable_ray_address_is_one_line_and_quick(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     import socket
 
     import ray
 
-    if ray.is_initialized():
-        pytest.skip("this process is already connected to a cluster")
+    assert not ray.is_initialized(), "an earlier test left this process connected to a Ray cluster"
     with socket.socket() as probe:  # a port that nothing listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -225,8 +220,6 @@ def test_cli_unreachable_ray_address_is_one_line_and_quick(tmp_path: Path, capsy
 
 @pytest.fixture(scope="module")
 def ray_cluster() -> Iterator[Any]:
-    if not HAS_RAY:
-        pytest.skip("needs ray: pip install 'topictree-hf[ray]'")
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -262,7 +255,6 @@ def assert_same_as_local(ray_dir: RunDir, local_dir: RunDir, tree: TopicTree, co
     assert {r["leaf_id"] for r in ray_dir.iter_samples()} == {r["leaf_id"] for r in local_dir.iter_samples()}
 
 
-@needs_ray
 def test_ray_tree_stage_builds_the_tree_on_a_worker(ray_cluster: Any, tmp_path: Path) -> None:
     from topictree_hf.runners.ray_runner import ray_tree_stage
 
@@ -275,7 +267,6 @@ def test_ray_tree_stage_builds_the_tree_on_a_worker(ray_cluster: Any, tmp_path: 
     assert TopicTree.load(tmp_path / "topic_tree.json").stats() == tree.stats()
 
 
-@needs_ray
 def test_ray_run_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None:
     tree = flat_tree(5)
     config = make_config(tmp_path / "ray", 60)
@@ -288,7 +279,6 @@ def test_ray_run_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None
     assert len(list(ray_dir.path.glob("samples-ray-*.jsonl"))) == 10, "one shard per block of 6"
 
 
-@needs_ray
 def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path) -> None:
     tree = flat_tree(5)
     config = make_config(tmp_path / "ray", 60)
@@ -299,7 +289,6 @@ def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path
     assert_same_as_local(ray_dir, local_dir, tree, config)
 
 
-@needs_ray
 def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> None:
     from topictree_hf.runners.ray_runner import ray_generate_stage
 
@@ -314,7 +303,6 @@ def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> 
     assert len(lines) == 18 and set(lines.values()) == {1}
 
 
-@needs_ray
 def test_ray_worker_errors_come_back_as_one_line(ray_cluster: Any, tmp_path: Path) -> None:
     from topictree_hf.runners.ray_runner import ray_generate_stage, ray_tree_stage
 
@@ -357,7 +345,6 @@ def bundled_local_run(bundled_engine: Engine, bundled_tree: TopicTree,
 
 
 @pytest.mark.slow
-@needs_ray
 def test_ray_bundled_model_same_ids_and_coverage(ray_cluster: Any, bundled_local_run: RunDir,
                                                  bundled_tree: TopicTree, tmp_path: Path) -> None:
     config = bundled_config(tmp_path / "ray")
@@ -367,7 +354,6 @@ def test_ray_bundled_model_same_ids_and_coverage(ray_cluster: Any, bundled_local
 
 
 @pytest.mark.slow
-@needs_ray
 def test_ray_bundled_model_actor_killed_mid_run(ray_cluster: Any, bundled_local_run: RunDir,
                                                 bundled_tree: TopicTree, tmp_path: Path) -> None:
     config = bundled_config(tmp_path / "ray")
@@ -390,7 +376,6 @@ def fleet_answer(request: dict[str, Any]) -> str:
     return json.dumps({k: " ".join(rng.choices(WORDS, k=10)) + "." for k in props})
 
 
-@needs_ray
 def test_cli_run_on_ray_against_two_servers(ray_cluster: Any, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
     """`topictree run --runner ray`: the tree on a Ray worker, samples on 2 actors whose `openai`
