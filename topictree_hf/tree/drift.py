@@ -1,0 +1,130 @@
+"""Drift: a proposed subtopic that leaves its path ("Australia's Famous Music" under
+"World Cuisine > Australia"; "African Cuisine" under "World Cuisine > Asia").
+
+Why contrastive and not one cosine threshold: with the bundled all-MiniLM-L6-v2, good children
+of "World Cuisine" can score lower against the root than drifting ones ("Bush Tucker" 0.18,
+"Vegemite on Toast" 0.22, but "Australia's Famous Music" 0.27), so no absolute cut separates them.
+What does separate them is the question "is this child closer to something else?":
+
+- off the root: the child is much closer to a broad domain anchor ("Music", "Sports", ...; anchors
+  close to the root or the path are left out) than to the root: margin >= `root_margin`, or a
+  smaller margin when the child is barely related to the root (cosine < `root_floor`), and closer to
+  that anchor than to its parent too ("Health Insurance" under "Personal Finance > Insurance" is near
+  "Health and Medicine" but nearer "Insurance");
+- off the parent: the child is closer to one of its parent's siblings than to its parent
+  ("African Cuisine": 0.58 to "Africa", 0.27 to "Asia"). Needs the siblings (a level is built at
+  once, so they are known); without them only the root check runs.
+
+Cost: one embedding per new child (and one for its words not already in the path), anchors and
+path topics once per process; measured in docs/quality.md ("Tree hygiene cost").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from topictree_hf.tree.hygiene import same_stem, topic_key
+from topictree_hf.wordforms import singular, words
+
+Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> unit vectors, one row per text
+
+# Broad domains a drifting child tends to land in. Those close to the root or to a path topic are
+# dropped per path, so "Food and Cooking" never competes with "World Cuisine".
+ANCHORS: tuple[str, ...] = (
+    "Music", "Sports", "Travel and Tourism", "Places and Landmarks", "History", "Science", "Technology",
+    "Politics", "Food and Cooking", "Art", "Literature", "Religion", "Business", "Health and Medicine", "Nature",
+    "Film and Television", "Fashion", "Agriculture and Farming", "Economics", "Education", "Law",
+    "Military and War", "Animals", "Geography", "Mathematics", "Language", "Games", "Entertainment",
+    "Celebrities", "Astrology", "Transportation", "Architecture", "Personal Finance", "Space and Astronomy",
+    "Computers and Software", "Family and Relationships", "Weather and Climate",
+)
+
+
+@dataclass(slots=True, frozen=True)
+class DriftScore:
+    """How one child relates to its path; `reason` is None when it stays inside."""
+
+    child: str
+    root_sim: float
+    parent_sim: float
+    rival: str | None  # the anchor or parent-sibling it is closest to, if any competes
+    rival_sim: float
+    reason: str | None
+
+
+class DriftChecker:
+    """Scores children against their root, parent, parent's siblings and domain anchors.
+
+        checker = DriftChecker()                      # loads the bundled MiniLM on first use
+        scores = checker.score_level(items)           # items: [(child, path, parent_siblings)]
+        drifted = [s for s in scores if s.reason]     # reason: "drift: closer to 'Music' than ..."
+    """
+
+    def __init__(self, encode: Encode | None = None, root_margin: float = 0.3, root_floor: float = 0.15,
+                 floor_margin: float = 0.1, anchor_exclude: float = 0.45, sibling_margin: float = 0.1,
+                 sibling_min: float = 0.45, anchors: Sequence[str] = ANCHORS) -> None:
+        self._encode = encode
+        self.root_margin, self.root_floor, self.floor_margin = root_margin, root_floor, floor_margin
+        self.anchor_exclude, self.sibling_margin, self.sibling_min = anchor_exclude, sibling_margin, sibling_min
+        self.anchors = tuple(anchors)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def vectors(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit vectors of `texts` (each distinct text embedded once per checker)."""
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing:
+            if self._encode is None:
+                from topictree_hf.embeddings import Embedder
+
+                self._encode = Embedder.load().encode
+            for text, vec in zip(missing, self._encode(missing), strict=True):
+                self._cache[text] = np.asarray(vec, dtype=np.float32)
+        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+
+    def score_level(self, items: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> list[DriftScore]:
+        """Score every (child, path root..parent, parent's siblings) of one level; one embedding
+        pass for all new texts, then cheap dot products."""
+        texts = list(self.anchors)
+        for child, path, siblings in items:
+            texts += [child, residual(child, path), *path, *siblings]
+        self.vectors(texts)
+        return [self.score(child, path, siblings) for child, path, siblings in items]
+
+    def score(self, child: str, path: Sequence[str], parent_siblings: Sequence[str] = ()) -> DriftScore:
+        """Score one child of the node at `path` (root first, the parent last)."""
+        if not path:
+            raise ValueError("path must hold at least the root")
+        root, parent = path[0], path[-1]
+        own, rest, anchor_vecs = self.vectors([child, residual(child, path)]), self.vectors(list(path)), \
+            self.vectors(list(self.anchors))
+        root_sim = float(max(own[0] @ rest[0], own[1] @ rest[0]))
+        parent_sim = float(own[0] @ rest[-1])
+        # anchors that are the root's (or the path's) own domain do not compete
+        related = (anchor_vecs @ rest.T).max(axis=1)
+        sims = np.where(related < self.anchor_exclude, (anchor_vecs @ own.T).max(axis=1), -1.0)
+        best = int(np.argmax(sims)) if len(sims) else -1
+        rival, rival_sim = (self.anchors[best], float(sims[best])) if best >= 0 and sims[best] > -1 else (None, -1.0)
+        margin = rival_sim - root_sim
+        reason = None
+        off_root = margin >= self.root_margin or (root_sim < self.root_floor and margin >= self.floor_margin)
+        if rival is not None and off_root and rival_sim > parent_sim:
+            reason = f"drift: closer to '{rival}' than to '{root}'"
+        elif (others := [s for s in parent_siblings if topic_key(s) != topic_key(child)]) and len(path) > 1:
+            sib = self.vectors(others) @ own[0]
+            k = int(np.argmax(sib))
+            if float(sib[k]) >= self.sibling_min and float(sib[k]) - parent_sim >= self.sibling_margin:
+                rival, rival_sim = others[k], float(sib[k])
+                reason = f"drift: belongs under '{rival}', not '{parent}'"
+        return DriftScore(child, root_sim, parent_sim, rival, rival_sim, reason)
+
+
+def residual(child: str, path: Sequence[str]) -> str:
+    """The child's words that are not words of its path ("Australia's Famous Music" under
+    "World Cuisine > Australia" -> "Famous Music"): what the child adds, compared with the root
+    so that a shared place name does not hide a change of subject. The child itself if nothing is left."""
+    pool = [singular(w) for topic in path for w in words(topic)]
+    kept = [w for w in words(child) if not any(same_stem(singular(w), p) for p in pool)]
+    return " ".join(kept) or child
