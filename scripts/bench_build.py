@@ -48,7 +48,8 @@ print(json.dumps({"rows": result.total_rows, "seconds": round(seconds, 1),
 
 def make_run(path: Path, rows: int, content_chars: int) -> tuple[float, float]:
     """A run dir of about `rows` samples: a 1,000-leaf tree (depth 3, degree 10)."""
-    from topictree_hf.dataset.synthetic import make_synthetic_run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # synthetic run dirs are test support
+    from synthetic_run import make_synthetic_run
 
     start = time.perf_counter()
     run = make_synthetic_run(path, depth=3, degree=10, samples_per_leaf=max(1, rows // 1000),

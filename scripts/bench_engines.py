@@ -200,8 +200,10 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     if args.omp_default:
-        import torch  # noqa: F401 - loads libgomp before topictree_hf.engines can set its wait policy
-    import topictree_hf.engines  # noqa: F401 - sets OMP_WAIT_POLICY=PASSIVE unless torch is loaded already
+        import torch  # noqa: F401 - loads libgomp before topictree_hf can set its wait policy
+    from topictree_hf.engines.threads import passive_omp_wait
+
+    passive_omp_wait()  # what create_engine does: PASSIVE unless torch is loaded already
 
     print(f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}", flush=True)
     import torch

@@ -2,7 +2,7 @@
 
     python scripts/bench_eval.py [--samples 10000] [--embed-sample 2000] [--compare-datasketch]
 
-Samples are Q&A records over the 12-leaf tree of topictree_hf.eval.corpora with answers of 8-12
+Samples are Q&A records over the 12-leaf tree of tests/corpora.py with answers of 8-12
 sentences (about 150-200 words, like a generated answer), written as a real run dir and read back
 the way the CLI reads it. Prints the time of each part and of the whole evaluation.
 """
@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -20,9 +21,12 @@ from pathlib import Path
 os.environ.setdefault("TOPICTREE_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the constructed corpora are test support
+
+from corpora import FACTS, NAMES, QUESTIONS, leaf_paths, record, write_run_dir  # noqa: E402
+
+from topictree_hf.dedup.minhash import MinHasher  # noqa: E402
 from topictree_hf.eval import EvalSettings, evaluate, format_table, read_source  # noqa: E402
-from topictree_hf.eval.corpora import FACTS, NAMES, QUESTIONS, leaf_paths, record, write_run_dir  # noqa: E402
-from topictree_hf.eval.minhash import MinHasher  # noqa: E402
 from topictree_hf.eval.text import Corpus, sample_text  # noqa: E402
 
 

@@ -45,7 +45,7 @@ def measure(engine, model: str, mode: str, temperature: float, samples: int) -> 
         start = time.perf_counter()
         summary = SampleGenerator(engine, config, run).run(tree())
         seconds = time.perf_counter() - start
-        records = list(run.iter_samples())
+        records = [s.to_json() for s in run.iter_samples()]
         report = evaluate(records, failures=summary.failed) if records else None
     on_topic = report["quality"]["on_topic_rate"] if report else 0.0
     return {"mode": mode, "temperature": temperature, "requests": samples, "valid": summary.valid,

@@ -69,15 +69,16 @@ def run_local(tmp: Path, samples: int, batch_size: int) -> dict[str, Any]:
 
 
 def run_ray(tmp: Path, samples: int, batch_size: int, workers: int, block_size: int | None) -> dict[str, Any]:
+    from topictree_hf.pipeline import generate_stage
     from topictree_hf.rundir import RunDir
-    from topictree_hf.runners.ray_runner import RayOptions, ray_generate_stage
+    from topictree_hf.runners.ray_runner import RayOptions, RayRunner
 
     config = make_config(tmp / f"ray{workers}-{samples}", samples, batch_size)
     run_dir = RunDir(config.run_dir)
     run_dir.prepare(config)
     options = RayOptions(workers=workers, block_size=block_size, engine_factory=fake_engine)
     start = time.perf_counter()
-    summary = ray_generate_stage(config, run_dir, make_tree(), options)
+    summary = generate_stage(config, RayRunner(options), run_dir, make_tree())
     seconds = time.perf_counter() - start
     shards = len(list(run_dir.path.glob("samples-ray-*.jsonl")))
     return {"runner": "ray", "workers": workers, "samples": samples, "valid": summary.valid,

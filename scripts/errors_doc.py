@@ -29,13 +29,28 @@ def run_case(case) -> tuple[int, str]:  # noqa: ANN001
         argv = [a.replace("{tmp}", "TMP") for a in case.argv]
         real = [a.replace("{tmp}", tmp) for a in case.argv]
         err = io.StringIO()
-        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        with hidden(case.hide), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
             try:
                 code = main(real)
             except SystemExit as exc:
                 code = int(exc.code or 0)
         line = next((x for x in err.getvalue().splitlines() if "error:" in x), "")
         return code, " ".join(argv), line.replace(tmp, "TMP")
+
+
+@contextlib.contextmanager
+def hidden(modules: tuple[str, ...]):  # noqa: ANN201
+    """`import m` raises ImportError inside, installed or not. Only these keys are restored after:
+    `mock.patch.dict(sys.modules)` would also drop what was imported inside (torch), and importing
+    torch a second time in one process crashes."""
+    saved = {m: sys.modules[m] for m in modules if m in sys.modules}
+    sys.modules.update(dict.fromkeys(modules))
+    try:
+        yield
+    finally:
+        for m in modules:
+            del sys.modules[m]
+        sys.modules.update(saved)
 
 
 def main_doc() -> None:

@@ -6,18 +6,23 @@ the run, since `scripts/setup.sh --dev` installs every package the tests need.""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import tiers
 
 from topictree_hf.config import EngineConfig
-from topictree_hf.engines import ChatRequest, Completion, register_backend
+from topictree_hf.engines import ChatRequest, Completion, register_backend, restore_backend
 from topictree_hf.engines.fake import FakeEngine
+from topictree_hf.engines.threads import passive_omp_wait
+from topictree_hf.rundir import RunDir
 
 TIER_TIMES: dict[str, tuple[float, int]] = {}  # tier -> (seconds, tests run)
 os.environ.setdefault("TOPICTREE_NO_PROGRESS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+passive_omp_wait()  # what create_engine does, before any test module loads torch (the session shares 2 cores)
 
 
 @pytest.fixture(autouse=True)
@@ -73,12 +78,35 @@ def bundled_engine() -> Iterator[object]:
 
 
 @pytest.fixture
-def fake_backend() -> Callable[[Callable[[ChatRequest], str | Completion]], FakeEngine]:
-    """Register a scripted engine as backend 'fake' through the real registry; returns it."""
+def fake_backend() -> Iterator[Callable[[Callable[[ChatRequest], str | Completion]], FakeEngine]]:
+    """Register a scripted engine as backend 'fake' through the real registry; returns it. The
+    registry is put back as it was after the test."""
+    replaced: list[object] = []
 
     def make(responder: Callable[[ChatRequest], str | Completion]) -> FakeEngine:
         engine = FakeEngine(responder)
-        register_backend("fake", lambda _cfg: engine)
+        previous = register_backend("fake", lambda _cfg: engine)
+        if not replaced:
+            replaced.append(previous)
         return engine
 
-    return make
+    yield make
+    if replaced:
+        restore_backend("fake", replaced[0])  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def generated_run_source(tmp_path_factory: pytest.TempPathFactory) -> RunDir:
+    """A run dir written by the real tree builder and generator (the scripted FakeModel engine), once
+    per session; tests take a copy (`generated_run`)."""
+    # Imported here, not at the top: tests/test_tiers.py runs a copy of this conftest without the support modules.
+    from generated_run import make_generated_run
+
+    return make_generated_run(tmp_path_factory.mktemp("generated") / "run")
+
+
+@pytest.fixture
+def generated_run(generated_run_source: RunDir, tmp_path: Path) -> RunDir:
+    """A private copy of the generated run dir (16 leaves, 48 samples), free to change."""
+    shutil.copytree(generated_run_source.path, tmp_path / "run")
+    return RunDir(tmp_path / "run")

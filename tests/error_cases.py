@@ -16,6 +16,7 @@ class Case:
     argv: list[str]  # "{tmp}" is replaced by a fresh folder
     expect: str  # a substring of the message
     setup: Callable[[Path], None] | None = None
+    hide: tuple[str, ...] = ()  # modules made unimportable for the case (installed here, absent for a user)
 
 
 def _write(name: str, text: str) -> Callable[[Path], None]:
@@ -61,8 +62,9 @@ def _all_failed(tmp: Path) -> None:
 
 
 def _built(tmp: Path) -> None:
+    from synthetic_run import make_synthetic_run
+
     from topictree_hf.dataset import build_dataset
-    from topictree_hf.dataset.synthetic import make_synthetic_run
 
     make_synthetic_run(tmp / "run", depth=1, degree=2, samples_per_leaf=1)
     build_dataset(tmp / "run", tmp / "ds")
@@ -96,7 +98,7 @@ CASES = [
     Case("model not in local cache", "environment", ["tree", "--model", "someone/some-model", "--run-dir", "{tmp}/r"],
          "hf download someone/some-model"),
     Case("vllm not installed", "environment", ["tree", "--backend", "vllm", "--run-dir", "{tmp}/r"],
-         "pip install 'topictree-hf[vllm]'"),
+         "pip install 'topictree-hf[vllm]'", hide=("vllm",)),
     Case("server unreachable", "environment",
          ["tree", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1", "--run-dir", "{tmp}/r"],
          "cannot reach the server"),

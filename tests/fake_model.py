@@ -1,6 +1,10 @@
-"""A deterministic scripted model for tests that run the real CLI (in-process or in a subprocess):
-it answers tree expansions and samples of every built-in format, in JSON and tagged-text mode, from
-the request's prompt and seed alone, so two runs of one config give byte-identical results.
+"""The scripted model of the test suite: it answers by request kind (`ChatRequest.kind`: tree
+expansions, samples of every built-in format, in JSON and tagged-text mode) from the request's topic
+path, schema and seed alone, so two runs of one config give byte-identical results.
+
+The topic path is read from the "Topic path: A > B" line that every tree and sample prompt starts
+with (the product's contract: the path reaches every prompt); the number of subtopics from the
+request's JSON schema. Nothing else of the prompt wording is read.
 
     FakeModel(flaky=True)    a third of the answers (by seed) are junk: re-asks, retries and a few
                              samples that fail for good, as a real small model gives
@@ -28,6 +32,19 @@ WORDS = ("river", "harbour", "grain", "tax", "council", "bridge", "scroll", "tem
          "salt", "copper", "archive", "festival", "oath", "harvest", "caravan", "lighthouse", "mint", "forum")
 
 
+def topic_path(req: ChatRequest) -> list[str]:
+    """The request's topic path, from the "Topic path: A > B" line its prompt carries ([] if none)."""
+    prompt = next((m["content"] for m in reversed(req.messages) if m["role"] == "user"), "")
+    match = re.search(r"^Topic path: (.*)$", prompt, re.MULTILINE)
+    return match.group(1).split(" > ") if match else []
+
+
+def subtopic_count(req: ChatRequest) -> int:
+    """How many subtopics a tree request asks for (its schema's exact array length)."""
+    assert req.json_schema is not None, "tree requests carry a schema"
+    return int(req.json_schema["properties"]["subtopics"]["maxItems"])
+
+
 def _hash(*parts: object) -> int:
     return int.from_bytes(hashlib.sha256("|".join(map(str, parts)).encode()).digest()[:8], "big")
 
@@ -40,27 +57,25 @@ class FakeModel:
     def __call__(self, req: ChatRequest) -> str:
         if self.delay:
             time.sleep(self.delay)
-        prompt = req.messages[-1]["content"] if req.messages[-1]["role"] == "user" else req.messages[-2]["content"]
-        if "distinct subtopics of" in prompt:
-            return self.subtopics(prompt, req.sampling.seed or 0)
-        return self.sample(req, prompt)
+        if req.kind == "subtopics":
+            return self.subtopics(req)
+        return self.sample(req)
 
-    def subtopics(self, prompt: str, seed: int) -> str:
+    def subtopics(self, req: ChatRequest) -> str:
+        seed = req.sampling.seed or 0
         if self.flaky and seed % 5 == 0:
             return "Sure! Here are some ideas for you."
-        topic = re.search(r'subtopics of "([^"]+)"', prompt).group(1)  # type: ignore[union-attr]
-        count = int(re.search(r"List (\d+) distinct", prompt).group(1))  # type: ignore[union-attr]
+        topic, count = topic_path(req)[-1], subtopic_count(req)
         h = _hash(topic, seed)
         names = [f"{ADJECTIVES[(h + 7 * i) % len(ADJECTIVES)]} {NOUNS[(h // 31 + i) % len(NOUNS)]}"
                  for i in range(count)]
         return json.dumps({"subtopics": names})
 
-    def sample(self, req: ChatRequest, prompt: str) -> str:
+    def sample(self, req: ChatRequest) -> str:
         seed = req.sampling.seed or 0
         if self.flaky and seed % 3 == 0:
             return "I am sorry, I cannot help with that."
-        match = re.search(r"Topic path: (.*)", prompt)
-        leaf = match.group(1).split(" > ")[-1] if match else "the topic"
+        leaf = (topic_path(req) or ["the topic"])[-1]
         rng = random.Random(seed)
 
         def text(kind: str) -> str:

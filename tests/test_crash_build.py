@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 from crash_support import assert_killed, assert_ok, lines, read_dataset, reference, start_from, topictree
+from synthetic_run import make_synthetic_run
 
 from topictree_hf.cli import main
 from topictree_hf.dataset import build_dataset
-from topictree_hf.dataset.synthetic import make_synthetic_run
 from topictree_hf.engines import registry
 
 POINTS = ["build.rows:5", "build.staged:1", "build.swap:1"]

@@ -27,7 +27,7 @@ POINTS = ["gen.batch:2", "journal.torn:3", "gen.generated:4"]
 def journaled_ids(run: Path) -> list[str]:
     """Ids in the journals as a rerun sees them (a torn last line dropped)."""
     rd = RunDir(run)
-    return [r["id"] for r in rd.iter_samples()] + [r["id"] for r in rd.iter_failures()]
+    return [s.id for s in rd.iter_samples()] + [f.id for f in rd.iter_failures() if f.id]
 
 
 def check_complete(run: Path, ref_samples: dict, ref_failures: dict, before: list[str]) -> None:

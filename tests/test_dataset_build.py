@@ -9,11 +9,10 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet as pq
 import pytest
+from synthetic_run import append_records, make_synthetic_run, synthetic_record
 
 from topictree_hf.config import Config, OutputConfig, SplitConfig, load_config
 from topictree_hf.dataset import FEATURES, build_dataset, default_out_dir
-from topictree_hf.dataset.features import to_row
-from topictree_hf.dataset.synthetic import append_records, make_synthetic_run, synthetic_record
 from topictree_hf.errors import ConfigError, InputFileError, RunDirError
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import node_id
@@ -28,8 +27,9 @@ def config(**split: object) -> Config:
 
 
 @pytest.fixture
-def run(tmp_path: Path) -> RunDir:
-    return make_synthetic_run(tmp_path / "run", depth=2, degree=4, samples_per_leaf=3)
+def run(generated_run: RunDir) -> RunDir:
+    """What the real generator writes (16 leaves, 3 samples each): see tests/generated_run.py."""
+    return generated_run
 
 
 def test_folder_layout_and_load_dataset(run: RunDir, tmp_path: Path) -> None:
@@ -52,7 +52,7 @@ def test_folder_layout_and_load_dataset(run: RunDir, tmp_path: Path) -> None:
 def test_rows_are_the_journaled_samples(run: RunDir, tmp_path: Path) -> None:
     ds = load(build_dataset(run.path, tmp_path / "ds").out, tmp_path)
     rows = {r["id"]: r for split in ds.values() for r in split}
-    expected = {rec["id"]: to_row(rec) for rec in run.iter_samples()}
+    expected = {sample.id: sample.to_row() for sample in run.iter_samples()}
     assert rows == expected
 
 
@@ -92,7 +92,7 @@ def test_shards_by_size_are_complete_and_globally_sorted(tmp_path: Path) -> None
 
 
 def test_repeated_ids_keep_the_first_and_bad_records_are_counted(run: RunDir, tmp_path: Path) -> None:
-    first = next(run.iter_samples())
+    first = next(run.iter_samples()).to_json()
     changed = dict(first, messages=[{"role": "user", "content": "a later copy"}])
     bad = [
         {k: v for k, v in first.items() if k != "messages"} | {"id": "bad-1"},

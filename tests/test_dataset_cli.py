@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from synthetic_run import make_synthetic_run
 
 from topictree_hf.cli import build_parser, main
-from topictree_hf.dataset.synthetic import make_synthetic_run
 
 
 @pytest.fixture

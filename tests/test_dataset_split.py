@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from synthetic_run import synthetic_tree
 
 from topictree_hf.config import SplitConfig
 from topictree_hf.dataset.split import TEST, TRAIN, SplitPlan, group_of
-from topictree_hf.dataset.synthetic import synthetic_tree
 from topictree_hf.tree.model import node_id
 
 TREE = synthetic_tree("Root", depth=3, degree=4)  # 64 leaves, 4 depth-1 subtrees

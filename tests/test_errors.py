@@ -3,6 +3,7 @@ stderr naming the fix, no traceback."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,10 @@ from topictree_hf.cli import main
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
-def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_gets_one_line_and_exit_2(case: Case, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    for module in case.hide:
+        monkeypatch.setitem(sys.modules, module, None)  # `import module` raises ImportError, installed or not
     if case.setup is not None:
         case.setup(tmp_path)
     argv = [a.replace("{tmp}", str(tmp_path)) for a in case.argv]

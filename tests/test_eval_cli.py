@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from corpora import CARD, templated_records, tree_records, write_dataset_folder, write_run_dir
 
 from topictree_hf.cli import main
-from topictree_hf.eval.corpora import CARD, templated_records, tree_records, write_dataset_folder, write_run_dir
 
 FAST = ["--embed-sample", "24"]
 

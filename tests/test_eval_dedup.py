@@ -6,11 +6,12 @@ import random
 
 import numpy as np
 import pytest
+from corpora import templated_records, tree_records
 
+from topictree_hf.dedup import NearDuplicateFilter
+from topictree_hf.dedup.minhash import MinHasher, near_duplicate_flags
 from topictree_hf.errors import ConfigError
-from topictree_hf.eval import NearDuplicateFilter, sample_text
-from topictree_hf.eval.corpora import templated_records, tree_records
-from topictree_hf.eval.minhash import MinHasher, near_duplicate_flags
+from topictree_hf.eval import sample_text
 from topictree_hf.eval.text import Corpus
 
 WORDS = [f"w{i}" for i in range(500)]

@@ -9,10 +9,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from corpora import tree_records, write_dataset_folder, write_run_dir
 
 from topictree_hf.errors import InputFileError
 from topictree_hf.eval import read_source
-from topictree_hf.eval.corpora import tree_records, write_dataset_folder, write_run_dir
 from topictree_hf.journal import Journal
 
 
@@ -57,7 +57,8 @@ def test_dataset_folder_reads_every_split(tmp_path: Path) -> None:
 def test_messages_stored_as_json_strings(tmp_path: Path) -> None:
     records = [dict(r, messages=json.dumps(r["messages"])) for r in tree_records(1)]
     source = read_source(write_dataset_folder(tmp_path / "ds", records))
-    assert isinstance(source.records[0]["messages"], str)  # sample_text decodes it (test_eval_metrics)
+    by_id = {r["id"]: r["messages"] for r in source.records}
+    assert all(by_id[r["id"]] == json.loads(r["messages"]) for r in records)  # decoded on reading
 
 
 def empty_folder(p: Path) -> Path:

@@ -6,10 +6,10 @@ import random
 from typing import Any
 
 import pytest
+from corpora import garbage_records, leaf_paths, templated_records, tree_records
 
 from topictree_hf.errors import ConfigError, InputFileError
 from topictree_hf.eval import EvalSettings, evaluate, format_table
-from topictree_hf.eval.corpora import garbage_records, leaf_paths, templated_records, tree_records
 
 LEAVES = [tuple(p) for p in leaf_paths()]
 

@@ -18,10 +18,11 @@ from fake_model import FakeModel
 
 from topictree_hf.cli import main
 from topictree_hf.config import Config, TreeConfig
-from topictree_hf.dataset.features import to_row
 from topictree_hf.engines import ChatRequest, registry
 from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.journal import read_jsonl
+from topictree_hf.records import REJECTION_REASONS, Sample
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.builder import TreeBuilder
 from topictree_hf.tree.model import TopicTree
@@ -74,11 +75,11 @@ def test_each_junk_answer_to_a_sample_request(junk: str, mode: str, tmp_path: Pa
     summary = SampleGenerator(FakeEngine(lambda req: junk), config, run).run(tree)
     records = list(run.iter_samples()) + list(run.iter_failures())
     assert summary.valid + summary.failed == len(records) == 4
-    assert all(r["reason"] for r in run.iter_failures())
+    assert all(f.reason in REJECTION_REASONS for f in run.iter_failures())
     for shard in (run.sample_shard(0), run.failures):
         shard.read_bytes().decode("utf-8")  # strict UTF-8: no surrogate got through
-    for record in run.iter_samples():
-        to_row(record)
+    for record in read_jsonl(run.sample_shard(0)):
+        Sample.from_json(record).to_row()
 
 
 def hostile(seed: int, junk_share: float) -> Callable[[ChatRequest], str]:
@@ -86,9 +87,8 @@ def hostile(seed: int, junk_share: float) -> Callable[[ChatRequest], str]:
 
     def respond(req: ChatRequest) -> str:
         rng = random.Random(f"{seed}|{req.sampling.seed}")
-        user = next(m["content"] for m in reversed(req.messages) if m["role"] == "user")
         if rng.random() < junk_share:
-            return rng.choice(TREE_JUNK if "distinct subtopics of" in user else SAMPLE_JUNK)
+            return rng.choice(TREE_JUNK if req.kind == "subtopics" else SAMPLE_JUNK)
         return good(req)
 
     return respond
@@ -138,8 +138,7 @@ def test_no_valid_sample_ends_with_one_line_and_keeps_everything(tmp_path: Path,
     good = FakeModel()
 
     def respond(req: ChatRequest) -> str:  # a fine tree, then nothing usable
-        user = next(m["content"] for m in reversed(req.messages) if m["role"] == "user")
-        return good(req) if "distinct subtopics of" in user else "I cannot help with that."
+        return good(req) if req.kind == "subtopics" else "I cannot help with that."
 
     monkeypatch.setitem(registry._REGISTRY, "fake", lambda cfg: FakeEngine(respond))
     run, ds = tmp_path / "run", tmp_path / "ds"

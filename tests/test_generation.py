@@ -1,5 +1,5 @@
 """SampleGenerator with the scripted engine: formats, full paths in prompts, allocation, validation,
-batched retries, failures, journaling and resume."""
+retries in the same stream, failures, journaling and resume."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fake_model import topic_path
 
 from topictree_hf.config import Config
 from topictree_hf.engines import ChatRequest, Completion
@@ -37,7 +38,8 @@ def make_tree(depth: int = 2, degree: int = 3) -> TopicTree:
 
 
 def leaf_of(req: ChatRequest) -> str:
-    return re.search(r"Topic path: (.*)", req.messages[1]["content"]).group(1).split(" > ")[-1]
+    assert req.kind == "sample"
+    return topic_path(req)[-1]
 
 
 def answer(req: ChatRequest) -> str:
@@ -81,9 +83,9 @@ def test_every_prompt_carries_the_full_path(tmp_path: Path, fmt: str, mode: str)
             assert re.search(r"Topic path: (.*)", text).group(1) in leaf_paths
             assert (req.json_schema is not None) == (mode == "json")
     records = list(RunDir(tmp_path).iter_samples())
-    assert {" > ".join(r["topic_path"]) for r in records} <= leaf_paths
+    assert {" > ".join(r.topic_path) for r in records} <= leaf_paths
     for r in records:
-        assert r["format"] == fmt and r["messages"][0]["role"] == "user" and r["messages"][-1]["role"] == "assistant"
+        assert r.format == fmt and r.messages[0]["role"] == "user" and r.messages[-1]["role"] == "assistant"
 
 
 def test_allocation_is_balanced_seeded_and_angles_differ() -> None:
@@ -107,7 +109,7 @@ def test_allocation_is_balanced_seeded_and_angles_differ() -> None:
     assert {t.format for t in fixed} == {"qa", "chat"}
 
 
-def test_rejects_are_retried_in_a_batch_with_the_reason_then_recorded(tmp_path: Path) -> None:
+def test_rejects_are_retried_in_the_same_stream_with_the_reason_then_recorded(tmp_path: Path) -> None:
     def flaky(req: ChatRequest) -> str | Completion:
         leaf = leaf_of(req)
         if "rejected" in req.messages[1]["content"]:
@@ -123,7 +125,11 @@ def test_rejects_are_retried_in_a_batch_with_the_reason_then_recorded(tmp_path: 
     assert summary.valid == 12 and summary.failed == 6
     assert summary.rejections == {"truncated": 6, "empty": 6, "unparseable": 6}
     assert summary.failures == {"unparseable": 6}
-    assert [len(c) for c in engine.calls] == [8, 8, 8, 2, 4]  # retries go out as one batch once 8 are queued
+    assert summary.engine_calls == 1  # one stream; the default `Engine.stream` completes it in chunks of 8
+    assert [len(c) for c in engine.calls] == [8, 8, 8, 6]
+    rejected_first = [leaf_of(r) for r in engine.calls[0] if leaf_of(r)[-1] in "ab"]
+    retried_next = [leaf_of(r) for r in engine.calls[1] if "rejected" in r.messages[1]["content"]]
+    assert retried_next == rejected_first  # the first chunk's rejects lead the next poll
     prompts = [r.messages[1]["content"] for c in engine.calls for r in c]
     retry_prompts = [p for p in prompts if "rejected" in p]
     assert len(retry_prompts) == 12 and any("(truncated)" in p for p in retry_prompts)
@@ -148,14 +154,14 @@ def test_text_mode_is_primed_and_parsed(tmp_path: Path) -> None:
     req = engine.calls[0][0]
     assert req.messages[-1] == {"role": "assistant", "content": "Question:"}
     record = next(RunDir(tmp_path).iter_samples())
-    assert record["messages"][0]["content"].startswith("What about")
+    assert record.messages[0]["content"].startswith("What about")
 
 
 def test_system_prompt_goes_into_the_output_messages(tmp_path: Path) -> None:
     gen, _ = generator(tmp_path, answer, formats=["qa"], mode="json", system_prompt="Be brief.")
     gen.run(make_tree())
     record = next(RunDir(tmp_path).iter_samples())
-    assert record["messages"][0] == {"role": "system", "content": "Be brief."}
+    assert record.messages[0] == {"role": "system", "content": "Be brief."}
 
 
 def test_rerun_skips_finished_ids_and_drops_a_torn_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -168,7 +174,7 @@ def test_rerun_skips_finished_ids_and_drops_a_torn_line(tmp_path: Path, caplog: 
     summary = gen2.run(make_tree())
     assert summary.resumed == 10 and summary.valid == 8
     assert sum(len(c) for c in engine2.calls) == 8
-    ids = [r["id"] for r in RunDir(tmp_path).iter_samples()]
+    ids = [r.id for r in RunDir(tmp_path).iter_samples()]
     assert len(ids) == len(set(ids)) == 18
     assert "torn" in caplog.text
 
@@ -182,7 +188,7 @@ def test_custom_format(tmp_path: Path) -> None:
     gen, engine = generator(tmp_path, answer, formats=["custom"], mode="json", custom=custom)
     assert gen.run(make_tree()).valid == 18
     record = next(RunDir(tmp_path).iter_samples())
-    assert record["messages"][0]["content"].startswith("riddle about")
+    assert record.messages[0]["content"].startswith("riddle about")
     assert engine.calls[0][0].json_schema == custom["json_schema"]
 
 

@@ -161,7 +161,7 @@ def test_server_stopped_mid_run_moves_load_and_the_run_completes(servers: Callab
 
     samples = list(run_dir.iter_samples())
     assert (summary.valid, summary.failed, len(samples)) == (60, 0, 60), summary.to_dict()
-    assert len({s["id"] for s in samples}) == 60
+    assert len({s.id for s in samples}) == 60
     assert a.stopped.is_set() and a.completions == 10
     assert b.completions == 50, "every request after the stop went to the survivor"
     stats = engine.server_stats()

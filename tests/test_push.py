@@ -10,12 +10,13 @@ from pathlib import Path
 
 import datasets
 import pytest
+from fakehub import TOKEN, FakeHub, serving_fake_hub
+from generated_run import make_generated_run
 from huggingface_hub import DatasetCard
-from test_push_fakehub import TOKEN, FakeHub, serving_fake_hub
+from synthetic_run import make_synthetic_run
 
 from topictree_hf.cli import main
 from topictree_hf.dataset import FEATURES, build_dataset, push_dataset, read_section
-from topictree_hf.dataset.synthetic import make_synthetic_run
 from topictree_hf.errors import HubError, InputFileError
 
 
@@ -27,7 +28,7 @@ def hub(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def folder(tmp_path: Path) -> Path:
-    make_synthetic_run(tmp_path / "run", depth=2, degree=4, samples_per_leaf=3)
+    make_generated_run(tmp_path / "run")
     return build_dataset(tmp_path / "run", tmp_path / "ds").out
 
 

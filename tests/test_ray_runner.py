@@ -27,17 +27,17 @@ from topictree_hf.errors import EngineError, ModelNotFoundError
 from topictree_hf.generation.allocate import allocate
 from topictree_hf.generation.generator import SampleGenerator
 from topictree_hf.journal import read_jsonl
+from topictree_hf.pipeline import generate_stage, tree_stage
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.blocks import (
     block_name,
     block_paths,
-    journaled_ids,
     merge_failure_shards,
     process_block,
     task_row,
     tasks_from_columns,
 )
-from topictree_hf.runners.ray_runner import RayOptions, actor_resources, worker_engine_config
+from topictree_hf.runners.ray_runner import RayOptions, RayRunner, actor_resources, worker_engine_config
 from topictree_hf.tree.model import TopicTree
 
 WORDS = [f"{a}{b}{c}" for a in "bdfgklmnprstvz" for b in "aeiou" for c in "nrs"]
@@ -162,10 +162,10 @@ def test_failure_shards_fold_into_failures_jsonl_once(tmp_path: Path) -> None:
     run_dir = RunDir(tmp_path)
     for name, ids in (("a", ["x", "y"]), ("b", ["y", "z"])):
         block_paths(run_dir, name)[1].write_text("".join(json.dumps({"id": i, "reason": "r"}) + "\n" for i in ids))
-    assert journaled_ids(run_dir) == {"x", "y", "z"}
+    assert run_dir.journaled_ids() == {"x", "y", "z"}, "a failure shard counts as journaled before it is merged"
     assert merge_failure_shards(run_dir) == 3
     assert merge_failure_shards(run_dir) == 0
-    assert [r["id"] for r in run_dir.iter_failures()] == ["x", "y", "z"]
+    assert [f.id for f in run_dir.iter_failures()] == ["x", "y", "z"]
     assert not list(tmp_path.glob("failures-ray-*"))
 
 
@@ -233,11 +233,9 @@ def ray_cluster() -> Iterator[Any]:
 
 def ray_run(config: Config, tree: TopicTree, factory: Callable[[EngineConfig], Engine] | None,
             block_size: int) -> RunDir:
-    from topictree_hf.runners.ray_runner import ray_generate_stage
-
     run_dir = prepared(config)
     options = RayOptions(workers=2, block_size=block_size, engine_factory=factory)
-    summary = ray_generate_stage(config, run_dir, tree, options)
+    summary = generate_stage(config, RayRunner(options), run_dir, tree)
     assert summary.valid == len(list(run_dir.iter_samples()))
     return run_dir
 
@@ -251,18 +249,17 @@ def assert_same_as_local(ray_dir: RunDir, local_dir: RunDir, tree: TopicTree, co
     assert set(lines) == allocated and set(lines.values()) == {1}, "every id exactly once"
     assert not list(ray_dir.path.glob("failures-ray-*")), "failure shards are folded into failures.jsonl"
     for run in (ray_dir, local_dir):
-        assert {r["id"] for r in run.iter_samples()} | {r["id"] for r in run.iter_failures()} == allocated
-    assert {r["leaf_id"] for r in ray_dir.iter_samples()} == {r["leaf_id"] for r in local_dir.iter_samples()}
+        assert {s.id for s in run.iter_samples()} | {f.id for f in run.iter_failures()} == allocated
+    assert {s.leaf_id for s in ray_dir.iter_samples()} == {s.leaf_id for s in local_dir.iter_samples()}
 
 
 def test_ray_tree_stage_builds_the_tree_on_a_worker(ray_cluster: Any, tmp_path: Path) -> None:
-    from topictree_hf.runners.ray_runner import ray_tree_stage
-
     def subtopics(req: ChatRequest) -> str:
         return json.dumps({"subtopics": ["Ancient Rome", "Medieval Europe"]})
 
     config = Config(tree={"depth": 1, "degree": 2}, output={"run_dir": str(tmp_path)})
-    tree = ray_tree_stage(config, prepared(config), RayOptions(engine_factory=lambda _c: FakeEngine(subtopics)))
+    runner = RayRunner(RayOptions(engine_factory=lambda _c: FakeEngine(subtopics)))
+    tree = tree_stage(config, runner, prepared(config))
     assert sorted(n.topic for n in tree.leaves()) == ["Ancient Rome", "Medieval Europe"]
     assert TopicTree.load(tmp_path / "topic_tree.json").stats() == tree.stats()
 
@@ -274,8 +271,8 @@ def test_ray_run_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None
     local_dir = local_run(make_config(tmp_path / "local", 60), tree, FakeEngine(respond))
     assert_same_as_local(ray_dir, local_dir, tree, config)
     # the scripted engine is deterministic per request, so even the texts agree
-    assert ({r["id"]: r["messages"] for r in ray_dir.iter_samples()}
-            == {r["id"]: r["messages"] for r in local_dir.iter_samples()})
+    assert ({s.id: s.messages for s in ray_dir.iter_samples()}
+            == {s.id: s.messages for s in local_dir.iter_samples()})
     assert len(list(ray_dir.path.glob("samples-ray-*.jsonl"))) == 10, "one shard per block of 6"
 
 
@@ -290,39 +287,37 @@ def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path
 
 
 def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> None:
-    from topictree_hf.runners.ray_runner import ray_generate_stage
-
     tree, config = flat_tree(3), make_config(tmp_path / "run", 18)
     run_dir = prepared(config)
     first_half = list(allocate(tree, config.generation))[:9]
     process_block(SampleGenerator(FakeEngine(respond), config, run_dir), run_dir, first_half)
-    summary = ray_generate_stage(config, run_dir, tree, RayOptions(workers=2, block_size=3,
-                                                                    engine_factory=fake_factory))
+    summary = generate_stage(config, RayRunner(RayOptions(workers=2, block_size=3, engine_factory=fake_factory)),
+                             run_dir, tree)
     assert summary.resumed == 9 and summary.valid + summary.failed == 9
     lines = id_lines(run_dir)
     assert len(lines) == 18 and set(lines.values()) == {1}
 
 
 def test_ray_worker_errors_come_back_as_one_line(ray_cluster: Any, tmp_path: Path) -> None:
-    from topictree_hf.runners.ray_runner import ray_generate_stage, ray_tree_stage
-
     def no_model(_config: EngineConfig) -> Engine:
         raise ModelNotFoundError("model /nowhere does not exist on this node; install it on every node")
 
     config = make_config(tmp_path / "run", 6)
     with pytest.raises(ModelNotFoundError, match="does not exist on this node") as err:
-        ray_generate_stage(config, prepared(config), flat_tree(2), RayOptions(workers=1, engine_factory=no_model))
+        generate_stage(config, RayRunner(RayOptions(workers=1, engine_factory=no_model)), prepared(config),
+                       flat_tree(2))
     assert "\n" not in str(err.value)
     with pytest.raises(ModelNotFoundError, match="^model /nowhere does not exist on this node"):
-        ray_tree_stage(config, RunDir(config.run_dir), RayOptions(engine_factory=no_model))
+        tree_stage(config, RayRunner(RayOptions(engine_factory=no_model)), RunDir(config.run_dir))
 
     def crashes(_config: EngineConfig) -> Engine:
         raise RuntimeError("a bug")
 
     with pytest.raises(EngineError, match="the Ray run failed .* rerun to resume"):
-        ray_generate_stage(config, RunDir(config.run_dir), flat_tree(2), RayOptions(workers=1, engine_factory=crashes))
+        generate_stage(config, RayRunner(RayOptions(workers=1, engine_factory=crashes)), RunDir(config.run_dir),
+                       flat_tree(2))
     with pytest.raises(EngineError, match=r"the Ray run failed \(RuntimeError: a bug\)"):
-        ray_tree_stage(config, RunDir(config.run_dir), RayOptions(engine_factory=crashes))
+        tree_stage(config, RayRunner(RayOptions(engine_factory=crashes)), RunDir(config.run_dir))
 
 
 # ---------------------------------------------------------------- the bundled model on 2 actors (slow)
@@ -350,7 +345,7 @@ def test_ray_bundled_model_same_ids_and_coverage(ray_cluster: Any, bundled_local
     config = bundled_config(tmp_path / "ray")
     ray_dir = ray_run(config, bundled_tree, None, block_size=2)
     assert_same_as_local(ray_dir, bundled_local_run, bundled_tree, config)
-    assert {r["backend"] for r in ray_dir.iter_samples()} <= {"transformers"}
+    assert {s.backend for s in ray_dir.iter_samples()} <= {"transformers"}
 
 
 @pytest.mark.slow

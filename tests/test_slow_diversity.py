@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from topictree_hf.config import Config
+from topictree_hf.dedup import NoDeduper
 from topictree_hf.engines.base import Engine
 from topictree_hf.eval.report import evaluate
-from topictree_hf.generation.generator import NoDeduper, SampleGenerator
+from topictree_hf.generation.generator import SampleGenerator
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.builder import TreeBuilder
 from topictree_hf.tree.model import TopicTree
@@ -25,7 +26,7 @@ def generate(engine: Engine, tree: TopicTree, run: Path, naive: bool) -> list[di
                                 "formats": ["qa"]}, engine={"batch_size": N})
     kwargs = {"dedup": NoDeduper(), "naive": True} if naive else {}
     SampleGenerator(engine, config, RunDir(run), **kwargs).run(tree)
-    return list(RunDir(run).iter_samples())
+    return [s.to_json() for s in RunDir(run).iter_samples()]
 
 
 def test_tree_beats_naive_prompting(bundled_engine: Engine, tmp_path: Path) -> None:

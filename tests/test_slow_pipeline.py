@@ -16,6 +16,7 @@ from topictree_hf.config import Config, TreeConfig
 from topictree_hf.engines.base import Engine
 from topictree_hf.generation.allocate import allocate
 from topictree_hf.pipeline import generate_stage
+from topictree_hf.records import REJECTION_REASONS
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.builder import TreeBuilder
 from topictree_hf.tree.clean import normalize
@@ -73,13 +74,15 @@ def test_bundled_generation_end_to_end(bundled_engine: Engine, history_tree: tup
     samples = list(run_dir.iter_samples())
     failures = list(run_dir.iter_failures())
     assert len(samples) + len(failures) == 18
-    assert len(samples) >= 0.9 * 18 or all(f["reason"] for f in failures)
+    # the 135M model: 14 of 18 valid when measured (2026-12-01); half is the floor this test holds it to
+    assert len(samples) >= 18 // 2, f"{len(samples)}/18 valid; failed: {[f.detail for f in failures]}"
+    assert all(f.reason in REJECTION_REASONS for f in failures)
     assert summary.valid == len(samples) and summary.failed == len(failures)
     leaf_paths = [list(p) for p in tree.leaf_paths()]
     for s in samples:
-        assert s["topic_path"] in leaf_paths
-        assert [m["role"] for m in s["messages"]] == ["user", "assistant"]
-        assert all(m["content"].strip() for m in s["messages"])
+        assert s.topic_path in leaf_paths
+        assert [m["role"] for m in s.messages] == ["user", "assistant"]
+        assert all(m["content"].strip() for m in s.messages)
     assert json.loads(run_dir.summary.read_text())["generation"]["valid"] == len(samples)
 
 

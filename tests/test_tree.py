@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 
 import pytest
+from fake_model import subtopic_count, topic_path
 
 from topictree_hf.config import TreeConfig
 from topictree_hf.engines import ChatRequest
@@ -20,11 +20,12 @@ from topictree_hf.tree.render import render_png, render_text
 
 
 def topic_of(req: ChatRequest) -> str:
-    return re.search(r'subtopics of "([^"]+)"', req.messages[-1]["content"]).group(1)
+    assert req.kind == "subtopics"
+    return topic_path(req)[-1]
 
 
 def count_of(req: ChatRequest) -> int:
-    return int(re.search(r"List (\d+) distinct", req.messages[-1]["content"]).group(1))
+    return subtopic_count(req)
 
 
 def good(req: ChatRequest) -> str:

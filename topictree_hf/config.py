@@ -14,6 +14,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from topictree_hf.engines.registry import known_backends
 from topictree_hf.errors import ConfigError
 
 BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
@@ -89,7 +90,9 @@ class EngineConfig(_Model):
     device: str | None = Field(None, description="transformers: cpu, cuda, cuda:1 (default: cuda if present)")
     tensor_parallel_size: int = Field(1, ge=1)
     max_num_seqs: int | None = Field(None, ge=1)
-    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="vllm: share of GPU memory to reserve (on CPU: of all RAM); default: "
+        "vLLM's 0.9 on a GPU, the KV cache sized from free RAM on CPU")
     max_model_len: int | None = Field(None, ge=64)
     base_url: str | list[str] | None = Field(
         None, description="openai: server URL, or several (a list or a comma list) to spread requests over")
@@ -104,8 +107,6 @@ class EngineConfig(_Model):
     @field_validator("backend")
     @classmethod
     def _known_backend(cls, backend: str, info: ValidationInfo) -> str:
-        from topictree_hf.engines.registry import known_backends
-
         if (info.context or {}).get("saved"):  # a finished run's config: its plugin backend need not be loaded
             return backend
         if backend not in known_backends():

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from topictree_hf.engines.threads import passive_omp_wait
 from topictree_hf.errors import ModelNotFoundError
 from topictree_hf.progress import progress_bar
 
@@ -69,6 +70,7 @@ class Embedder:
 
     @classmethod
     def _from_folder(cls, path: Path) -> Embedder:
+        passive_omp_wait()
         import torch  # noqa: F401  (heavy: only when embeddings are wanted)
         from transformers import AutoModel, AutoTokenizer
 

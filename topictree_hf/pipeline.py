@@ -1,35 +1,92 @@
-"""The stages the CLI runs, each restartable from the run dir: tree, generate (and build, in
-topictree_hf.dataset). Library code: reports progress through callbacks, never prints."""
+"""The stage API: every command and every runner goes through here. Library code: it reports
+through callbacks and a `Watcher`, never prints.
+
+    tree_stage(config, where, run_dir, progress)            -> TopicTree  (build or resume; an imported tree as is)
+    import_tree(run_dir, file)                              -> TopicTree  (bring your own, marked in manifest.json)
+    generate_stage(config, where, run_dir, tree, progress)  -> Summary    (naive=True: the baseline variant)
+    build_stage(run_dir, out, overwrite)                    -> BuildResult
+
+`where` is an Engine (the work runs here, `LocalRunner`) or a `Runner` (runners/: where the work
+runs, e.g. `RayRunner`). The commands chain the stages as the CLI does, with the run dir prepared
+first and the engine (or cluster) opened only while it is needed:
+
+    run_tree(...), run_generate(...), run_baseline(...), run_all(...)
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from topictree_hf.config import Config
 from topictree_hf.engines import Engine, create_engine
-from topictree_hf.generation.generator import SampleGenerator, Summary
+from topictree_hf.errors import RunDirError
+from topictree_hf.generation.allocate import Task, total_tasks
+from topictree_hf.generation.generator import Progress, Summary, generate_pending
 from topictree_hf.rundir import RunDir
+from topictree_hf.runners.base import Runner
+from topictree_hf.runners.local import LocalRunner
 from topictree_hf.tree.builder import LevelProgress, TreeBuilder
+from topictree_hf.tree.io import load_any
 from topictree_hf.tree.model import TopicTree
+from topictree_hf.tree.render import render_png
+from topictree_hf.tree.semantic import SemanticMatcher
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from topictree_hf.dataset import BuildResult
 
 logger = logging.getLogger(__name__)
+Where = Engine | Runner
+OpenWhere = Callable[[], AbstractContextManager[Where]]
+
+
+class Watcher:
+    """How a caller follows a command: progress callbacks and a report after each stage. This one
+    shows nothing; the CLI's draws bars and prints summaries."""
+
+    def tree_progress(self, depth: int) -> AbstractContextManager[LevelProgress | None]:
+        return nullcontext()
+
+    def tree_done(self, tree: TopicTree) -> None:
+        """The tree is ready (built, resumed or imported)."""
+
+    def sample_progress(self, total: int, label: str) -> AbstractContextManager[Progress | None]:
+        return nullcontext()
+
+    def generate_done(self, summary: Summary, run_dir: RunDir) -> None:
+        """The generate stage finished (its summary is also in run_dir/summary.json)."""
 
 
 def open_engine(config: Config) -> Engine:
     return create_engine(config.engine)
 
 
-def tree_stage(config: Config, engine: Engine, run_dir: RunDir, progress: LevelProgress | None = None) -> TopicTree:
-    """Build (or resume) the tree; write topic_tree.json and topic_tree.png. A run dir holding a
-    topic_tree.json but no tree journal has a brought tree (`topictree tree --import`): it is used as is."""
-    if run_dir.tree_file.exists() and not run_dir.tree_journal.exists():
-        return TopicTree.load(run_dir.tree_file)
-    similar = None
-    if config.tree.dedup == "semantic":
-        from topictree_hf.tree.semantic import SemanticMatcher
+def as_runner(where: Where) -> Runner:
+    return where if isinstance(where, Runner) else LocalRunner(where)
 
-        similar = SemanticMatcher(config.tree.semantic_threshold)
+
+# ---------------------------------------------------------------- the stages
+
+
+def tree_stage(config: Config, where: Where, run_dir: RunDir, progress: LevelProgress | None = None) -> TopicTree:
+    """Build (or resume) the tree where `where` runs it; write topic_tree.json and topic_tree.png.
+    A tree the run dir marks as brought (`import_tree`, the baseline's) is used as is."""
+    if run_dir.tree_source() in ("imported", "baseline"):
+        return TopicTree.load(run_dir.tree_file)
+    tree = as_runner(where).build_tree(config, run_dir, build_tree, progress)
+    if run_dir.read_manifest() is not None:
+        run_dir.mark_tree_source("built")
+    return tree
+
+
+def build_tree(config: Config, engine: Engine, run_dir: RunDir, progress: LevelProgress | None = None) -> TopicTree:
+    """The tree stage's work on one engine (a runner decides where this is called)."""
+    similar = SemanticMatcher(config.tree.semantic_threshold) if config.tree.dedup == "semantic" else None
     builder = TreeBuilder(engine, config.tree, seed=config.generation.seed, journal=run_dir.tree_journal,
                           similar=similar)
     tree = builder.build(config.root, progress)
@@ -38,21 +95,112 @@ def tree_stage(config: Config, engine: Engine, run_dir: RunDir, progress: LevelP
     return tree
 
 
-def draw_tree(tree: TopicTree, run_dir: RunDir) -> None:
-    from topictree_hf.tree.render import render_png
+def import_tree(run_dir: RunDir, file: Path) -> TopicTree:
+    """Use the tree in `file` (topic_tree.json, paths JSONL, outline) instead of building one; the
+    manifest says so, and a tree journal of an earlier build (another tree) is removed."""
+    tree = load_any(file)
+    tree.save(run_dir.tree_file)
+    run_dir.tree_journal.unlink(missing_ok=True)
+    run_dir.mark_tree_source("imported")
+    draw_tree(tree, run_dir)
+    return tree
 
+
+def baseline_tree(config: Config, run_dir: RunDir) -> TopicTree:
+    """The naive baseline's tree: the root alone, so every prompt carries only the root topic."""
+    tree = TopicTree.new(config.root)
+    tree.save(run_dir.tree_file)
+    run_dir.mark_tree_source("baseline")
+    return tree
+
+
+def draw_tree(tree: TopicTree, run_dir: RunDir) -> None:
     try:
         render_png(tree, run_dir.tree_png)
     except (OSError, ValueError, ImportError) as exc:  # a picture is never worth losing a run
         logger.warning("could not draw %s: %s", run_dir.tree_png, exc)
 
 
-def generate_stage(config: Config, engine: Engine, run_dir: RunDir, tree: TopicTree,
-                   progress: Callable[[int], None] | None = None) -> Summary:
-    from topictree_hf.runners.blocks import merge_failure_shards
+def generate_stage(config: Config, where: Where, run_dir: RunDir, tree: TopicTree,
+                   progress: Progress | None = None, *, naive: bool = False) -> Summary:
+    """Generate every sample of `tree` not journaled yet, where `where` runs the work; write
+    summary.json. `naive=True` is the baseline variant: one fixed angle, no de-duplication."""
+    runner = as_runner(where)
 
-    merge_failure_shards(run_dir)  # a Ray run that died leaves per-block failure shards: count them as done
-    generator = SampleGenerator(engine, config, run_dir)
-    summary = generator.run(tree, progress)
-    run_dir.write_summary({"tree": tree.stats(), "generation": summary.to_dict()})
+    def execute(tasks: Iterator[Task], summary: Summary, bar: Progress | None) -> None:
+        runner.generate(config, run_dir, tasks, summary, bar, naive=naive)
+
+    summary = generate_pending(config, run_dir, tree, execute, progress)
+    head = {"baseline": True} if naive else {}
+    run_dir.write_summary(head | {"tree": tree.stats(), "generation": summary.to_dict(), "runner": runner.name})
+    return summary
+
+
+def build_stage(run_dir: RunDir | Path | str, out: Path | str | None = None, overwrite: bool = False) -> BuildResult:
+    """Package the run dir as a dataset folder (see topictree_hf.dataset)."""
+    # Imported here, not at the top: `datasets` pulls in huggingface_hub, which reads HF_HUB_OFFLINE
+    # once at import, and the CLI decides that variable per command.
+    from topictree_hf.dataset import build_dataset
+
+    path = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
+    return build_dataset(path, out, overwrite=overwrite)
+
+
+# ---------------------------------------------------------------- the commands
+
+
+def run_tree(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
+             force: bool = False, import_file: Path | None = None) -> TopicTree:
+    """`topictree tree`: the tree stage (or an imported tree) in a prepared run dir."""
+    watcher = watcher or Watcher()
+    run_dir.prepare(config, force)
+    if import_file is not None:
+        tree = import_tree(run_dir, import_file)
+    else:
+        with open_where() as where, watcher.tree_progress(config.tree.depth) as bar:
+            tree = tree_stage(config, where, run_dir, bar)
+    watcher.tree_done(tree)
+    return tree
+
+
+def run_generate(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
+                 force: bool = False) -> Summary:
+    """`topictree generate`: samples for the tree already in the run dir."""
+    if not run_dir.tree_file.exists():
+        raise RunDirError(f"{run_dir.tree_file} does not exist; build the tree first with `topictree tree` "
+                          "(same config and --run-dir)")
+    run_dir.prepare(config, force)
+    tree = TopicTree.load(run_dir.tree_file)
+    with open_where() as where:
+        return _generate(config, where, run_dir, tree, watcher or Watcher())
+
+
+def run_baseline(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
+                 force: bool = False) -> Summary:
+    """`topictree baseline`: the generate stage's naive variant over the root alone."""
+    run_dir.prepare(config, force)
+    tree = baseline_tree(config, run_dir)
+    with open_where() as where:
+        return _generate(config, where, run_dir, tree, watcher or Watcher(), naive=True)
+
+
+def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
+            force: bool = False, overwrite: bool = False) -> BuildResult:
+    """`topictree run`: tree, samples (the engine or cluster open for both), then the dataset folder."""
+    watcher = watcher or Watcher()
+    run_dir.prepare(config, force)
+    with open_where() as where:
+        with watcher.tree_progress(config.tree.depth) as bar:
+            tree = tree_stage(config, where, run_dir, bar)
+        watcher.tree_done(tree)
+        _generate(config, where, run_dir, tree, watcher)
+    return build_stage(run_dir, config.dataset_dir, overwrite)
+
+
+def _generate(config: Config, where: Where, run_dir: RunDir, tree: TopicTree, watcher: Watcher,
+              naive: bool = False) -> Summary:
+    label = "baseline samples" if naive else "samples"
+    with watcher.sample_progress(total_tasks(tree, config.generation), label) as bar:
+        summary = generate_stage(config, where, run_dir, tree, bar, naive=naive)
+    watcher.generate_done(summary, run_dir)
     return summary

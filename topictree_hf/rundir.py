@@ -8,10 +8,12 @@
       topic_tree.png     a picture of it
       samples-NNNNN.jsonl  sample journals (one record per valid sample; several shards allowed)
       failures.jsonl     samples that failed after retries, with their reason
+      failures-*.jsonl   more failure journals (a runner's per-worker shards), read like failures.jsonl
       summary.json       counts of the last run
 
-A sample record: {id, topic_path, leaf_id, leaf, depth, format, messages, model, backend,
-mode, template, angle, temperature, top_p, seed, finish_reason, prompt_tokens, output_tokens, attempt}.
+Journal lines are the records of records.py: `Sample.to_json()` in samples-*.jsonl, `Failure.to_json()`
+in failures.jsonl. An imported tree (`topictree tree --import`) is marked in manifest.json
+(`"tree_source": "imported"`).
 """
 
 from __future__ import annotations
@@ -28,8 +30,10 @@ from topictree_hf import __version__
 from topictree_hf.config import Config, resolved_dict
 from topictree_hf.errors import RunDirError
 from topictree_hf.journal import read_jsonl, write_json_atomic
+from topictree_hf.records import Failure, RecordError, Sample
 
 RUN_FORMAT_VERSION = 1
+TREE_SOURCE = "tree_source"  # manifest key: "built", "imported" or "baseline" (see RunDir.tree_source)
 # Which config keys shape each stage's output: a change there makes existing results stale.
 STAGE_KEYS = {
     "tree": ("root", "tree.depth", "tree.degree", "tree.dedup", "tree.semantic_threshold", "tree.min_chars",
@@ -60,18 +64,35 @@ class RunDir:
     def sample_shards(self) -> list[Path]:
         return sorted(self.path.glob("samples-*.jsonl"))
 
-    def iter_samples(self) -> Iterator[dict[str, Any]]:
-        """Every journaled sample once (first record per id wins), across all shards."""
+    def iter_samples(self) -> Iterator[Sample]:
+        """Every journaled sample once (first record per id wins), across all shards; a line that is
+        not a valid sample is skipped here (the build counts it with its reason)."""
         seen: set[str] = set()
         for shard in self.sample_shards():
             for record in read_jsonl(shard):
                 sid = record.get("id")
                 if isinstance(sid, str) and sid not in seen:
                     seen.add(sid)
-                    yield record
+                    try:
+                        yield Sample.from_json(record)
+                    except RecordError:
+                        continue
 
-    def iter_failures(self) -> Iterator[dict[str, Any]]:
-        yield from read_jsonl(self.failures)
+    def failure_shards(self) -> list[Path]:
+        """failures.jsonl (when it exists), then any failures-*.jsonl a runner left."""
+        return [p for p in [self.failures] if p.exists()] + sorted(self.path.glob("failures-*.jsonl"))
+
+    def iter_failures(self) -> Iterator[Failure]:
+        """Every failure record of every failure journal (an id can repeat across shards)."""
+        for shard in self.failure_shards():
+            for record in read_jsonl(shard, strict_middle=shard == self.failures):
+                yield Failure.from_json(record)
+
+    def journaled_ids(self) -> set[str]:
+        """Every id with a result (a sample line, valid or not, or a failure): what a rerun skips."""
+        ids = {r["id"] for shard in self.sample_shards() for r in read_jsonl(shard) if isinstance(r.get("id"), str)}
+        ids.update(f.id for f in self.iter_failures() if f.id is not None)
+        return ids
 
     def prepare(self, config: Config, force: bool = False) -> None:
         """Create the run dir, or check that an existing one was made by a compatible version and,
@@ -100,6 +121,8 @@ class RunDir:
         self.check_journals()
         manifest = {"tool_version": __version__, "format_version": RUN_FORMAT_VERSION,
                     "fingerprints": current, "config": resolved_dict(config)}
+        if old is not None and TREE_SOURCE in old:
+            manifest[TREE_SOURCE] = old[TREE_SOURCE]
         write_json_atomic(self.manifest, manifest)
         self.config_file.write_text(yaml.safe_dump(resolved_dict(config), sort_keys=False), encoding="utf-8")
 
@@ -111,9 +134,27 @@ class RunDir:
 
     def stages_with_results(self) -> list[str]:
         stages = ["tree"] if self.tree_journal.exists() else []
-        if self.sample_shards() or self.failures.exists():
+        if self.sample_shards() or self.failure_shards():
             stages.append("generate")
         return stages
+
+    def tree_source(self) -> str | None:
+        """Where topic_tree.json came from: "built" (the tree stage), "imported" (`topictree tree
+        --import`), "baseline" (the one-node tree of `topictree baseline`), or None (no tree yet).
+        A run dir made before the manifest said so holds an imported tree when it has a tree file
+        but no tree journal."""
+        manifest = self.read_manifest() or {}
+        if isinstance(manifest.get(TREE_SOURCE), str):
+            return str(manifest[TREE_SOURCE])
+        if not self.tree_file.exists():
+            return None
+        return "built" if self.tree_journal.exists() else "imported"
+
+    def mark_tree_source(self, source: str) -> None:
+        manifest = self.read_manifest()
+        if manifest is None:
+            raise RunDirError(f"run dir {self.path} has no manifest.json; prepare it first")
+        write_json_atomic(self.manifest, manifest | {TREE_SOURCE: source})
 
     def read_manifest(self) -> dict[str, Any] | None:
         return _read_mapping(self.manifest, json.loads)

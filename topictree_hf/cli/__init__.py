@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from topictree_hf.cli import commands
 from topictree_hf.cli.parser import Parser
 from topictree_hf.errors import TopicTreeError
+from topictree_hf.telemetry import usage_stats_off
 
 EXAMPLES = """examples:
   topictree init config.yaml
@@ -25,6 +26,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="topictree", description="Diverse synthetic training data from topic trees.",
                     epilog=EXAMPLES, formatter_class=commands.Formatter)
     parser.add_argument("--version", action="version", version=f"topictree-hf {__version__}")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' own logs (vLLM, transformers); TOPICTREE_DEBUG=1 adds tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in commands.COMMANDS:
         command.register(sub)
@@ -62,13 +65,15 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _quiet_libraries(args: object) -> None:
-    """Offline unless pushing; library chatter off (our own warnings still show)."""
+    """Offline unless pushing; library chatter off (our own warnings still show) unless --verbose."""
     if getattr(args, "command", None) != "push":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if getattr(args, "verbose", False):
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the vllm backend leaves a user-set level on screen
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return
     os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    from topictree_hf.engines.vllm_engine import usage_stats_off
-
     usage_stats_off()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     for noisy in ("transformers", "huggingface_hub", "datasets", "accelerate", "vllm", "httpx"):

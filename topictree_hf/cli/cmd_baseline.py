@@ -7,8 +7,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from topictree_hf.cli.common import config_from_args, count_bar, engine_for, print_generation_summary, say
+from topictree_hf import pipeline
+from topictree_hf.cli.common import CliWatcher, config_from_args, engine_for, say
 from topictree_hf.cli.parser import add_common_flags, add_config_arg
+from topictree_hf.rundir import RunDir
 
 FLAGS = ["--root", "--samples", "--format", "--temperature", "--backend", "--model", "--base-url", "--batch-size",
          "--seed"]
@@ -30,20 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from topictree_hf.generation.allocate import total_tasks
-    from topictree_hf.generation.generator import NoDeduper, SampleGenerator
-    from topictree_hf.rundir import RunDir
-    from topictree_hf.tree.model import TopicTree
-
     config = config_from_args(args)
     config = config.model_copy(update={"output": config.output.model_copy(update={"run_dir": Path(args.out)})})
     run_dir = RunDir(Path(args.out))
-    run_dir.prepare(config, args.force)
-    tree = TopicTree.new(config.root)  # one leaf, the root: every prompt carries only the root topic
-    tree.save(run_dir.tree_file)
-    with engine_for(config) as engine, count_bar(total_tasks(tree, config.generation), "baseline samples") as bar:
-        summary = SampleGenerator(engine, config, run_dir, dedup=NoDeduper(), naive=True).run(tree, bar)
-    run_dir.write_summary({"baseline": True, "tree": tree.stats(), "generation": summary.to_dict()})
-    print_generation_summary(summary.to_dict())
+    pipeline.run_baseline(config, run_dir, lambda: engine_for(config), CliWatcher(), force=args.force)
     say(f"baseline samples in {run_dir.path}; compare: topictree eval DATASET --baseline {run_dir.path}")
     return 0

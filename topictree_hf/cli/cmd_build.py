@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from topictree_hf import pipeline
+from topictree_hf.cli.common import say
+
 EXAMPLE = """examples:
   topictree build runs/historical-events                    # writes runs/historical-events/dataset
   topictree build runs/historical-events --out history-qa --overwrite
@@ -28,11 +31,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    # Imported here: `datasets` pulls in huggingface_hub, which reads HF_HUB_OFFLINE at import time.
-    from topictree_hf.cli.common import say
-    from topictree_hf.dataset import build_dataset
-
-    result = build_dataset(args.run_dir, args.out, overwrite=args.overwrite)
+    result = pipeline.build_stage(args.run_dir, args.out, overwrite=args.overwrite)
     say(result.describe())
     for reason, count in result.stats.dropped.most_common():
         say(f"  dropped {count} record(s): {reason}")

@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from topictree_hf.cli.common import config_from_args, engine_for, level_bar, print_tree_summary, say
+from topictree_hf import pipeline
+from topictree_hf.cli.common import CliWatcher, config_from_args, engine_for, say
 from topictree_hf.cli.parser import add_common_flags, add_config_arg, positive_int
+from topictree_hf.rundir import RunDir
+from topictree_hf.tree.io import export_paths, load_any
+from topictree_hf.tree.render import render_text
 
 TREE_FLAGS = ["--root", "--depth", "--degree", "--temperature", "--backend", "--model", "--base-url",
               "--batch-size", "--seed", "--run-dir"]
@@ -43,22 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_tree(args: argparse.Namespace) -> int:
-    from topictree_hf.pipeline import draw_tree, tree_stage
-    from topictree_hf.rundir import RunDir
-    from topictree_hf.tree.io import export_paths, load_any
-
     config = config_from_args(args)
     run_dir = RunDir(config.run_dir)
-    run_dir.prepare(config, args.force)
-    if args.import_file:
-        tree = load_any(Path(args.import_file))
-        tree.save(run_dir.tree_file)
-        run_dir.tree_journal.unlink(missing_ok=True)
-        draw_tree(tree, run_dir)
-    else:
-        with engine_for(config) as engine, level_bar(config.tree.depth) as bar:
-            tree = tree_stage(config, engine, run_dir, progress=bar)
-    print_tree_summary(tree.stats(), tree.failures)
+    import_file = Path(args.import_file) if args.import_file else None
+    tree = pipeline.run_tree(config, run_dir, lambda: engine_for(config), CliWatcher(), force=args.force,
+                             import_file=import_file)
     if args.export:
         n = export_paths(tree, Path(args.export))
         say(f"wrote {n} paths to {args.export}")
@@ -67,9 +60,6 @@ def run_tree(args: argparse.Namespace) -> int:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from topictree_hf.tree.io import load_any
-    from topictree_hf.tree.render import render_text
-
     tree = load_any(Path(args.file))
     print(render_text(tree, args.depth))
     return 0

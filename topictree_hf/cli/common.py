@@ -11,8 +11,12 @@ from typing import Any
 
 from topictree_hf.cli.parser import overrides
 from topictree_hf.config import Config, load_config
-from topictree_hf.engines import Engine
+from topictree_hf.engines import Engine, create_engine
+from topictree_hf.generation.generator import Summary, check_generation
+from topictree_hf.pipeline import Watcher
 from topictree_hf.progress import progress_bar
+from topictree_hf.rundir import RunDir
+from topictree_hf.tree.model import TopicTree
 
 
 def config_from_args(args: argparse.Namespace, generation: bool = True) -> Config:
@@ -20,8 +24,6 @@ def config_from_args(args: argparse.Namespace, generation: bool = True) -> Confi
     so a bad one fails before a model is loaded."""
     config = load_config(getattr(args, "config", None), overrides(args))
     if generation:
-        from topictree_hf.generation.generator import check_generation
-
         check_generation(config.generation)
     return config
 
@@ -32,11 +34,9 @@ def say(text: str) -> None:
 
 @contextmanager
 def engine_for(config: Config) -> Iterator[Engine]:
-    from topictree_hf.pipeline import open_engine
-
     start = time.perf_counter()
     say(f"loading {config.engine.model} on the {config.engine.backend} backend ...")
-    engine = open_engine(config)
+    engine = create_engine(config.engine)
     say(f"model ready in {time.perf_counter() - start:.1f}s")
     try:
         yield engine
@@ -89,3 +89,20 @@ def print_generation_summary(summary: dict[str, Any]) -> None:
     if summary["failures"]:
         say("  failed for good: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["failures"].items()))
             + " (see failures.jsonl)")
+
+
+class CliWatcher(Watcher):
+    """Progress bars on stderr and a summary after each stage."""
+
+    def tree_progress(self, depth: int) -> Any:
+        return level_bar(depth)
+
+    def tree_done(self, tree: TopicTree) -> None:
+        print_tree_summary(tree.stats(), tree.failures)
+
+    def sample_progress(self, total: int, label: str) -> Any:
+        return count_bar(total, label)
+
+    def generate_done(self, summary: Summary, run_dir: RunDir) -> None:
+        print_generation_summary(summary.to_dict())
+        say(f"samples journaled in {run_dir.path}")

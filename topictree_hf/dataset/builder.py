@@ -30,13 +30,14 @@ from datasets.builder import Key
 
 from topictree_hf import faults
 from topictree_hf.dataset.extsort import RunSpiller, merge_unique
-from topictree_hf.dataset.features import FEATURES, BadRecord, PreEncodedFeatures, to_row
+from topictree_hf.dataset.features import FEATURES, PreEncodedFeatures
 from topictree_hf.dataset.source import load_run
 from topictree_hf.dataset.split import SplitPlan
 from topictree_hf.dataset.stats import BuildStats
 from topictree_hf.errors import RunDirError
 from topictree_hf.journal import read_jsonl
 from topictree_hf.progress import progress_bar
+from topictree_hf.records import RecordError, Sample
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import node_id
 
@@ -117,8 +118,8 @@ def scan_samples(run: RunDir, plan: SplitPlan, spiller: RunSpiller, stats: Build
             for record in read_jsonl(shard):
                 stats.read += 1
                 try:
-                    row = to_row(record)
-                except BadRecord as exc:
+                    row = Sample.from_json(record).to_row()
+                except RecordError as exc:
                     stats.dropped[str(exc)] += 1
                     continue
                 if node_id(row["topic_path"]) not in leaves:
@@ -137,7 +138,7 @@ def _no_rows_error(run: RunDir, stats: BuildStats) -> RunDirError:
         reasons = ", ".join(f"{n} {r}" for r, n in stats.dropped.most_common(3))
         return RunDirError(f"run dir {run.path} has no usable samples ({reasons}); "
                            "generate samples first with `topictree run`")
-    failed = Counter(str(r.get("reason")) for r in run.iter_failures())
+    failed = Counter(f.reason for f in run.iter_failures())
     if failed:
         reasons = ", ".join(f"{r} {n}" for r, n in failed.most_common(3))
         return RunDirError(f"no valid samples: all {failed.total()} failed after retries ({reasons}; details in "

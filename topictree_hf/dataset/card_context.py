@@ -17,11 +17,12 @@ from typing import Any
 from topictree_hf import __version__
 from topictree_hf.config import Config
 from topictree_hf.dataset.card import load_snippet
-from topictree_hf.dataset.features import FEATURES, FIELD_DOCS
+from topictree_hf.dataset.features import FEATURES
 from topictree_hf.dataset.source import RunSource
 from topictree_hf.dataset.split import TEST, TRAIN, SplitPlan
 from topictree_hf.dataset.stats import BuildStats
 from topictree_hf.journal import read_jsonl
+from topictree_hf.records import Failure, row_columns
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
         "split_by_noun": "leaf" if plan.by == "leaf" else "subtree",
         "split_rule": _split_rule(config),
         "load_snippet": load_snippet(config.hub.repo_id),
-        "fields": [{"name": k, "type": t, "doc": d} for k, (t, d) in FIELD_DOCS.items()],
+        "fields": field_table(),
         "generation": _generation_rows(source, stats),
         "has_picture": has_picture,
         "split_names": list(stats.splits),
@@ -73,6 +74,11 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
         "templates": _templates(source, stats),
         "reproduce": _reproduce(config),
     }
+
+
+def field_table() -> list[dict[str, str]]:
+    """The card's Fields table: one entry per dataset column, from the Sample type."""
+    return [{"name": name, "type": card_type, "doc": doc} for name, _arrow, card_type, doc in row_columns()]
 
 
 def title_of(config: Config) -> str:
@@ -115,8 +121,7 @@ def _losses(source: RunSource, stats: BuildStats) -> list[tuple[str, int]]:
     out = [("tree nodes short of subtopics after re-asks", len(source.tree.failures))]
     reasons: Counter[str] = Counter()
     for record in read_jsonl(source.run.failures, strict_middle=False):
-        # `detail` ("invalid: missing answer") says more than `reason` ("invalid") when present
-        reason = " ".join(str(record.get("detail") or record.get("reason") or "unknown").split())[:80]
+        reason = " ".join(Failure.from_json(record).described().split())[:80]
         reasons[reason if len(reasons) < 1000 or reason in reasons else "other"] += 1
     out.append(("samples that failed after retries", sum(reasons.values())))
     out += [(f"failed: {reason}", n) for reason, n in reasons.most_common(MAX_REASONS)]

@@ -1,11 +1,19 @@
 """The engine contract, shaped like `vllm.LLM.generate`: a batch of chat requests in, a list of
 completions out, same length and order. Every backend implements `generate`; nothing else in the
-library knows which backend it talks to."""
+library knows which backend it talks to. What the generator may ask of an engine is declared on
+`Engine`: `backend`, `model_name`, `parameter_count` (None when unknown), `generate`, `stream`, `close`.
+
+`stream` is the continuous form the sample generator uses: requests are pulled lazily from an
+iterable, at most `max_in_flight` outstanding, and each completion comes back as soon as it finishes,
+with the index of its request in pull order. The iterable is polled again after completions, so the
+caller can append requests (retries) while it consumes. `Engine.stream` is a default built on
+`generate` (chunks of `max_in_flight`); the vllm and openai backends complete each request on its own."""
 
 from __future__ import annotations
 
+import itertools
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -14,7 +22,9 @@ from pydantic import BaseModel, ValidationError
 from topictree_hf.errors import ConfigError
 
 FinishReason = Literal["stop", "length", "error"]
+RequestKind = Literal["subtopics", "sample", "judge"]
 Progress = Callable[[int], None]  # called with the number of requests just finished
+DEFAULT_IN_FLIGHT = 32  # `stream`'s bound when the caller gives none (the default engine.batch_size)
 
 
 @dataclass(slots=True, frozen=True)
@@ -32,6 +42,7 @@ class ChatRequest:
     messages: list[dict[str, str]]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     json_schema: dict[str, Any] | None = None  # guided decoding when set
+    kind: RequestKind = "sample"  # what the request is for; engines ignore it, scripted test engines answer by it
 
 
 @dataclass(slots=True)
@@ -48,10 +59,27 @@ class Engine(ABC):
 
     backend: ClassVar[str]
     model_name: str
+    parameter_count: int | None = None  # the model's size where the backend knows it (picks the `auto` mode)
 
     @abstractmethod
     def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:
         """Complete every request; the result has the same length and order as `requests`."""
+
+    def stream(
+        self, requests: Iterable[ChatRequest], max_in_flight: int | None = None
+    ) -> Iterator[tuple[int, Completion]]:
+        """Yield `(pull index, completion)` for requests pulled lazily from `requests`, at most
+        `max_in_flight` outstanding (None: DEFAULT_IN_FLIGHT). This default pulls a chunk of up to
+        `max_in_flight`, completes it with one `generate` call, yields each completion, then polls the
+        iterable again (an iterator that was momentarily empty may yield again: appended retries); it
+        ends when a poll gets nothing. Backends that can finish requests one by one override it."""
+        size = check_in_flight(max_in_flight) or DEFAULT_IN_FLIGHT
+        source = iter(requests)
+        pulled = 0
+        while chunk := list(itertools.islice(source, size)):
+            for offset, completion in enumerate(self.generate(chunk)):
+                yield pulled + offset, completion
+            pulled += len(chunk)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release the model and any processes or connections."""
@@ -61,6 +89,13 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def check_in_flight(max_in_flight: int | None) -> int | None:
+    """`max_in_flight` as given, after checking that a bound is at least 1."""
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError("max_in_flight must be at least 1")
+    return max_in_flight
 
 
 OptionsT = TypeVar("OptionsT", bound=BaseModel)

@@ -10,6 +10,9 @@ import importlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Union
 
+from topictree_hf.engines.threads import passive_omp_wait
+from topictree_hf.errors import ConfigError
+
 if TYPE_CHECKING:
     from topictree_hf.config import EngineConfig
     from topictree_hf.engines.base import Engine
@@ -18,9 +21,20 @@ Factory = Callable[["EngineConfig"], "Engine"]
 _REGISTRY: dict[str, Union[str, Factory]] = {}  # noqa: UP007
 
 
-def register_backend(name: str, factory: str | Factory) -> None:
-    """Register `factory(engine_config) -> Engine` (or a lazy "module:Class" path) under `name`."""
+def register_backend(name: str, factory: str | Factory) -> str | Factory | None:
+    """Register `factory(engine_config) -> Engine` (or a lazy "module:Class" path) under `name`;
+    returns what it replaces (None for a new name), for `restore_backend`."""
+    previous = _REGISTRY.get(name)
     _REGISTRY[name] = factory
+    return previous
+
+
+def restore_backend(name: str, previous: str | Factory | None) -> None:
+    """Undo `register_backend`: put back what it returned (None: remove the name)."""
+    if previous is None:
+        _REGISTRY.pop(name, None)
+    else:
+        _REGISTRY[name] = previous
 
 
 def known_backends() -> list[str]:
@@ -29,11 +43,10 @@ def known_backends() -> list[str]:
 
 def create_engine(config: EngineConfig) -> Engine:
     """Build the engine the config names; backend errors are `TopicTreeError`s with a fix."""
-    from topictree_hf.errors import ConfigError
-
     factory = _REGISTRY.get(config.backend)
     if factory is None:
         raise ConfigError(f"unknown backend {config.backend!r}; choose from {', '.join(known_backends())}")
+    passive_omp_wait()  # before a backend module imports torch
     if isinstance(factory, str):
         module, _, attr = factory.partition(":")
         factory = getattr(importlib.import_module(module), attr)

@@ -5,12 +5,14 @@ SmolLM2-135M-Instruct GGUF."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict
 from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, LogitsProcessorList
+from transformers.utils import logging as hf_logging
 
 from topictree_hf.config import EngineConfig
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress, parse_options
@@ -111,10 +113,24 @@ class TransformersEngine(Engine):
         self._guide = None
 
 
-def _load(source: ModelSource, device: torch.device, dtype: str, attn: str | None) -> tuple[Any, Any]:
-    import transformers
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    """transformers' loading bars off while this engine loads (the caller reports loading), then as they were."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
-    transformers.utils.logging.disable_progress_bar()  # the caller reports loading; no stray bars
+
+def _load(source: ModelSource, device: torch.device, dtype: str, attn: str | None) -> tuple[Any, Any]:
+    with _no_progress_bars():
+        return _load_quietly(source, device, dtype, attn)
+
+
+def _load_quietly(source: ModelSource, device: torch.device, dtype: str, attn: str | None) -> tuple[Any, Any]:
     kwargs: dict[str, Any] = {"dtype": _torch_dtype(dtype, device)}
     if attn:
         kwargs["attn_implementation"] = attn

@@ -2,16 +2,14 @@
 
     evaluate(records, tree_leaves=None, failures=None, settings=EvalSettings()) -> dict
     read_source(path) -> EvalSource                # a run dir or a built dataset folder
-    NearDuplicateFilter(threshold=0.8).seen_or_add(text) -> "exact" | "near" | "semantic" | None
     format_table(result, baseline=None) -> str     # Markdown, for the terminal and the card
 
-Modules: text (what is measured), minhash, lexical, semantic, topicality, coverage (the metrics),
-report (`evaluate`), dedup (the pipeline's filter), readers, table.
+Modules: text (what is measured), lexical, semantic, topicality, coverage (the metrics),
+report (`evaluate`), readers, table. MinHash and the dedup filter live in `topictree_hf.dedup`.
 """
 
 from __future__ import annotations
 
-from topictree_hf.eval.dedup import NearDuplicateFilter
 from topictree_hf.eval.readers import EvalSource, read_source
 from topictree_hf.eval.report import EvalSettings, evaluate
 from topictree_hf.eval.table import card_body, format_table, table_notes, write_card_section
@@ -20,7 +18,6 @@ from topictree_hf.eval.text import sample_text
 __all__ = [
     "EvalSettings",
     "EvalSource",
-    "NearDuplicateFilter",
     "card_body",
     "evaluate",
     "format_table",

@@ -1,6 +1,7 @@
 """Lexical diversity: exact duplicates, distinct-n, self-BLEU, compression ratio.
 
-- exact duplicates: texts equal up to case and whitespace to an earlier text.
+- exact duplicates: texts equal to an earlier text up to case, whitespace and punctuation
+  (`dedup.text.normalize_text`, the same key the dedup stage uses).
 - distinct-n (Li et al., 2016): unique word n-grams / all word n-grams over the whole set (n-grams
   never cross two samples). Higher is more diverse.
 - self-BLEU (Zhu et al., 2018, Texygen): BLEU-4 of each sample in a fixed seeded sample against all
@@ -20,17 +21,18 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from topictree_hf.eval.text import Corpus, fixed_sample, normalized_key
+from topictree_hf.dedup.text import text_key
+from topictree_hf.eval.text import Corpus, fixed_sample
 
 BLEU_EPSILON = 0.1
 
 
 def exact_duplicate_flags(texts: Sequence[str]) -> np.ndarray:
-    """True for each text equal (up to case and whitespace) to an earlier one."""
+    """True for each text equal (up to case, whitespace and punctuation) to an earlier one."""
     seen: set[bytes] = set()
     flags = np.zeros(len(texts), dtype=bool)
     for i, text in enumerate(texts):
-        key = normalized_key(text)
+        key = text_key(text)
         flags[i] = key in seen
         seen.add(key)
     return flags

@@ -3,11 +3,12 @@
     run dir:         samples-*.jsonl (+ failures.jsonl, topic_tree.json)   -> see rundir.py
     dataset folder:  data/{split}-NNNNN-of-NNNNN.parquet (+ README.md, topic_tree.json)
 
-Both give the same records (`id`, `topic_path`, `messages`, ...). Every split of a dataset folder
-is read: the set is judged as a whole. A run dir also gives the failure count for the valid rate:
-failures.jsonl records whose id never made it into a sample journal, leaving out samples the dedup
-stage dropped (valid, only not new). A dataset folder holds valid samples only, so its valid rate
-is unknown.
+Both give the same records: `Sample.from_json` of each journal line or row, handed to `evaluate`
+as `to_json()` dicts (`id`, `topic_path`, `messages`, ...); a line that is not a sample is skipped.
+Every split of a dataset folder is read: the set is judged as a whole. A run dir also gives the
+failure count for the valid rate: failures.jsonl records whose id never made it into a sample
+journal, leaving out samples the dedup stage dropped (valid, only not new). A dataset folder holds
+valid samples only, so its valid rate is unknown.
 """
 
 from __future__ import annotations
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from topictree_hf.errors import InputFileError
+from topictree_hf.eval.text import messages_of
+from topictree_hf.records import DEDUP_REASONS, RecordError, Sample
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
 
-COLUMNS = ("id", "topic_path", "leaf", "messages")
+COLUMNS = ("id", "topic_path", "leaf", "depth", "format", "messages")
 TREE_FILE = "topic_tree.json"
 CARD_FILE = "README.md"
-DEDUP_REASONS = frozenset({"duplicate", "near_duplicate", "semantic_duplicate"})  # generation/generator.py
 
 
 @dataclass
@@ -60,10 +62,9 @@ def read_source(path: str | Path) -> EvalSource:
 
 def read_run_dir(path: Path) -> EvalSource:
     run = RunDir(path)
-    records = list(run.iter_samples())
-    ids = {r.get("id") for r in records}
-    failed = {f.get("id") or f"#{n}" for n, f in enumerate(run.iter_failures())
-              if f.get("reason") not in DEDUP_REASONS}
+    records = [s.to_json() for s in run.iter_samples()]
+    ids = {r["id"] for r in records}
+    failed = {f.id or f"#{n}" for n, f in enumerate(run.iter_failures()) if f.reason not in DEDUP_REASONS}
     return EvalSource(path, "run", records, failures=len(failed - ids))
 
 
@@ -87,9 +88,23 @@ def _read_parquet(file: Path) -> list[dict[str, Any]]:
         raise InputFileError(f"{file} has no messages/topic_path columns, so `topictree build` did not write "
                              "it; rebuild the dataset folder")
     try:
-        return parquet.read(columns=columns).to_pylist()
+        rows = parquet.read(columns=columns).to_pylist()
     except (OSError, ValueError):
         raise InputFileError(unreadable) from None
+    return [sample.to_json() for sample in _samples(rows)]
+
+
+def _samples(rows: list[dict[str, Any]]) -> list[Sample]:
+    """The rows that are samples; `messages` stored as JSON text (datasets' `Json()` feature) is decoded."""
+    out = []
+    for row in rows:
+        if isinstance(row.get("messages"), str):
+            row["messages"] = messages_of(row)
+        try:
+            out.append(Sample.from_json(row))
+        except RecordError:
+            continue
+    return out
 
 
 def read_tree_leaves(path: Path) -> list[tuple[str, ...]] | None:

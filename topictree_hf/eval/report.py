@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
+from topictree_hf.dedup.minhash import MinHasher, near_duplicate_flags
 from topictree_hf.errors import ConfigError, InputFileError
 from topictree_hf.eval import coverage, lexical, semantic
-from topictree_hf.eval.minhash import MinHasher, near_duplicate_flags
 from topictree_hf.eval.text import Corpus, Turns, fixed_sample, sample_text
 from topictree_hf.eval.topicality import ON_PATH_THRESHOLD, Topicality, topicality
 

@@ -6,26 +6,24 @@ answer), and near-identical questions are exactly the collapse this evaluation m
 turn is a constant from the config and would only inflate every similarity. `turns="assistant"`
 measures the assistant turns alone.
 
-Words are lowercased runs of letters and digits (`\\w+`, Unicode): punctuation and case do not
+Words are those of `topictree_hf.dedup.text` (lowercased `\\w+` runs): punctuation and case do not
 make two texts differ.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
-import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
+from topictree_hf.dedup.text import word_hash, words
 from topictree_hf.errors import InputFileError
 
+__all__ = ["Corpus", "Turns", "fixed_sample", "messages_of", "sample_text", "word_hash", "words"]
 Turns = Literal["all", "assistant"]
-_WORD = re.compile(r"\w+")
 
 
 def messages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
@@ -47,20 +45,6 @@ def sample_text(record: dict[str, Any], turns: Turns = "all") -> str:
     keep = ("assistant",) if turns == "assistant" else ("user", "assistant")
     parts = [str(m.get("content") or "") for m in messages_of(record) if m.get("role") in keep]
     return "\n".join(p for p in parts if p)
-
-
-def words(text: str) -> list[str]:
-    return _WORD.findall(text.lower())
-
-
-def normalized_key(text: str) -> bytes:
-    """Digest of the text up to case and whitespace: equal digests are exact duplicates."""
-    return hashlib.blake2b(" ".join(text.lower().split()).encode("utf-8"), digest_size=16).digest()
-
-
-def word_hash(word: str) -> int:
-    """A stable 32-bit hash of a word (Python's `hash` is salted per process)."""
-    return zlib.crc32(word.encode("utf-8"))
 
 
 @dataclass

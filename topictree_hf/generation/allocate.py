@@ -8,12 +8,12 @@ its second), so memory does not grow with the number of samples.
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from topictree_hf.config import GenerationConfig
+from topictree_hf.records import sample_id
 from topictree_hf.tree.model import TopicTree
 
 ASPECTS = (
@@ -40,10 +40,6 @@ class Task:
     index: int  # position among this leaf's samples
     format: str
     angle: str
-
-
-def sample_id(seed: int, leaf_id: str, fmt: str, index: int) -> str:
-    return hashlib.sha256(f"{seed}|{leaf_id}|{fmt}|{index}".encode()).hexdigest()[:16]
 
 
 def angle_for(leaf_id: str, index: int) -> str:

@@ -9,7 +9,7 @@ from typing import Any
 
 from topictree_hf.config import CustomFormat
 from topictree_hf.errors import ConfigError
-from topictree_hf.generation.parse import parse_tagged, strip_code_fence
+from topictree_hf.textparse import parse_tagged, strip_code_fence
 
 MIN_CHARS = 8
 SHORT_FIELDS = {"language": 40}  # field -> max length; may be a single word
@@ -182,8 +182,3 @@ def get_format(name: str, custom: CustomFormat | None = None) -> Format:
             raise ConfigError("format 'custom' needs a generation.custom block (template, json_schema, messages)")
         return CustomFormatImpl(custom)
     return BUILTIN[name]
-
-
-def sample_text(messages: list[dict[str, str]]) -> str:
-    """The text a sample is compared by (dedup, diversity): every turn, roles dropped."""
-    return "\n".join(m["content"] for m in messages if m["role"] != "system")

@@ -1,8 +1,17 @@
-"""Sample generation: render a prompt per task (with the FULL root-to-leaf path), generate in
-batches, validate, retry rejects in batched rounds with the reason, journal per batch.
+"""Sample generation: render a prompt per task (with the FULL root-to-leaf path), send the requests
+as one continuous engine stream, validate each completion as it arrives, send rejects back into the
+same stream with the reason, journal in small flush groups.
 
-A batch is `engine.batch_size` requests: one engine call, then one durable journal write. Rejects
-wait in a retry queue that is sent as its own batch once full (or at the end); what fails after
+`generate_pending` is the stage's bookkeeping (what is already journaled, what is left, the counts),
+whichever runner executes the pending tasks; `SampleGenerator.generate_here` is the single-process
+execution, `generate_tasks` the loop a runner's worker calls on its share.
+
+There is no batch barrier: `engine.stream` keeps at most `engine.batch_size` requests in flight and
+hands back each completion as soon as it finishes; the generator judges it (parse, check, dedup) at
+once and tops the stream up with the next task, or with the retry (attempt + 1, seeded from the task
+id and the attempt) when it was rejected. Judged records are journaled durably in groups of
+`flush_records` (at most the in-flight bound) or after `flush_seconds`, whichever comes first, and at
+the end, so a crash loses at most what was in flight or not yet flushed. What fails after
 `generation.max_retries` goes to failures.jsonl with its reason. A rerun skips every id already
 journaled (valid or failed) and finishes the rest.
 """
@@ -10,82 +19,46 @@ journaled (valid or failed) and finishes the rest.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from topictree_hf import faults
 from topictree_hf.config import Config, GenerationConfig
+from topictree_hf.dedup import Deduper, NoDeduper, make_deduper
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, SamplingParams
 from topictree_hf.generation.allocate import Task, allocate, total_tasks
-from topictree_hf.generation.formats import Format, get_format, sample_text
-from topictree_hf.generation.parse import parse_json, valid_unicode
+from topictree_hf.generation.formats import Format, get_format
 from topictree_hf.generation.templates import Template
 from topictree_hf.journal import Journal
+from topictree_hf.records import (
+    EMPTY,
+    ENGINE_ERROR,
+    INVALID,
+    MISSING_SECTIONS,
+    TRUNCATED,
+    UNPARSEABLE,
+    Failure,
+    Sample,
+    messages_text,
+)
 from topictree_hf.rundir import RunDir
+from topictree_hf.textparse import parse_json, valid_unicode
 from topictree_hf.tree.model import TopicTree
 
 GEN_SYSTEM = "You write accurate, specific training examples. Follow the requested layout exactly."
 SMALL_MODEL_PARAMS = 1_000_000_000
 NAIVE_ANGLE = "any aspect of the topic"
-
-
-class Deduper(Protocol):
-    def check_and_add(self, text: str) -> str | None:
-        """Return why `text` duplicates an earlier sample (and keep it out), or None (and remember it)."""
-
-
-class ExactDeduper:
-    """Exact duplicates after case, whitespace and punctuation are normalised."""
-
-    def __init__(self) -> None:
-        self._seen: set[bytes] = set()
-
-    def check_and_add(self, text: str) -> str | None:
-        key = hashlib.blake2b(" ".join(re.findall(r"\w+", text.lower())).encode(), digest_size=8).digest()
-        if key in self._seen:
-            return "duplicate"
-        self._seen.add(key)
-        return None
-
-
-class NoDeduper:
-    def check_and_add(self, text: str) -> str | None:
-        return None
-
-
-class NearDeduper:
-    """Exact, then MinHash near-duplicates (and, for `semantic`, embedding cosine) of kept samples."""
-
-    REASONS = {"exact": "duplicate", "near": "near_duplicate", "semantic": "semantic_duplicate"}
-
-    def __init__(self, gen: GenerationConfig) -> None:
-        from topictree_hf.eval.dedup import NearDuplicateFilter
-
-        semantic = gen.semantic_dup_threshold if gen.dedup == "semantic" else None
-        self.filter = NearDuplicateFilter(gen.near_dup_threshold, semantic_threshold=semantic)
-
-    def check_and_add(self, text: str) -> str | None:
-        reason = self.filter.seen_or_add(text)
-        return None if reason is None else self.REASONS[reason]
-
-
-def make_deduper(gen: GenerationConfig) -> Deduper:
-    if gen.dedup == "none":
-        return NoDeduper()
-    if gen.dedup == "exact":
-        return ExactDeduper()
-    return NearDeduper(gen)
+Progress = Callable[[int], None]
 
 
 def resolve_mode(mode: str, engine: Engine) -> str:
     """`auto`: tagged text for small models (they write worse text under a JSON grammar), JSON otherwise."""
     if mode != "auto":
         return mode
-    params = getattr(engine, "parameter_count", None)
+    params = engine.parameter_count
     return "text" if params is not None and params < SMALL_MODEL_PARAMS else "json"
 
 
@@ -132,17 +105,38 @@ def _load_template(gen: GenerationConfig, fmt: str) -> Template:
     return Template.load(fmt, gen.templates.get(fmt))
 
 
+Execute = Callable[[Iterator[Task], Summary, Progress | None], None]
+
+
+def generate_pending(config: Config, run_dir: RunDir, tree: TopicTree, execute: Execute,
+                     progress: Progress | None = None) -> Summary:
+    """The generate stage's bookkeeping, wherever the work runs: every id already journaled (valid or
+    failed) is skipped, the rest goes to `execute(tasks, summary, progress)`, which adds its counts."""
+    start = time.perf_counter()
+    done = run_dir.journaled_ids()
+    summary = Summary(requested=total_tasks(tree, config.generation), resumed=len(done))
+    if progress is not None and done:
+        progress(len(done))
+    execute((t for t in allocate(tree, config.generation) if t.id not in done), summary, progress)
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
 class SampleGenerator:
+    flush_records = 16  # journal flush group: this many judged records (fewer when fewer are in flight) ...
+    flush_seconds = 2.0  # ... or this long after the oldest unflushed one, whichever comes first
+
     def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None,
                  naive: bool = False) -> None:
-        """`naive=True` is the baseline that repeated prompting gives: one fixed angle for every sample."""
+        """`naive=True` is the baseline that repeated prompting gives: one fixed angle for every sample
+        and (unless `dedup` is given) no de-duplication."""
         gen = config.generation
         self.engine, self.config, self.gen, self.run_dir = engine, config, gen, run_dir
         self.mode = resolve_mode(gen.mode, engine)
         self.formats: dict[str, Format] = {f: get_format(f, gen.custom) for f in gen.formats}
         self.templates = {f: _load_template(gen, f) for f in gen.formats}
         self.schemas = {f: fmt.schema(gen.chat_turns) for f, fmt in self.formats.items()}
-        self.dedup: Deduper = dedup or make_deduper(gen)
+        self.dedup: Deduper = dedup or (NoDeduper() if naive else make_deduper(gen))
         self.naive = naive
 
     def prompt(self, task: Task, reason: str | None = None) -> list[dict[str, str]]:
@@ -162,116 +156,103 @@ class SampleGenerator:
         seed = int.from_bytes(hashlib.sha256(f"{job.task.id}|{job.attempt}".encode()).digest()[:4], "big")
         params = SamplingParams(self.gen.temperature, self.gen.top_p, self.gen.max_tokens, seed)
         schema = self.schemas[job.task.format] if self.mode == "json" else None
-        return ChatRequest(self.prompt(job.task, job.reason), params, schema)
+        return ChatRequest(self.prompt(job.task, job.reason), params, schema, kind="sample")
 
-    def run(self, tree: TopicTree, progress: Callable[[int], None] | None = None) -> Summary:
-        summary = Summary(mode=self.mode)
-        start = time.perf_counter()
-        done = self._journaled_ids()
-        summary.requested = total_tasks(tree, self.gen)
-        summary.resumed = len(done)
-        if progress is not None and done:
-            progress(len(done))
-        tasks = (t for t in allocate(tree, self.gen) if t.id not in done)
+    def run(self, tree: TopicTree, progress: Progress | None = None) -> Summary:
+        """The whole stage in this process: skip what is journaled, generate the rest."""
+        return generate_pending(self.config, self.run_dir, tree, self.generate_here, progress)
+
+    def generate_here(self, tasks: Iterable[Task], summary: Summary, progress: Progress | None = None) -> None:
+        """Execute `tasks` in this process, journaled in samples-00000.jsonl and failures.jsonl."""
+        self.remember(self.run_dir.iter_samples())
         with Journal(self.run_dir.sample_shard(0)) as samples, Journal(self.run_dir.failures) as failures:
             self.generate_tasks(tasks, samples, failures, summary, progress)
-        summary.seconds = time.perf_counter() - start
-        return summary
+
+    def remember(self, samples: Iterable[Sample]) -> None:
+        """Let the dedup know samples kept earlier (a resumed run, another worker's journal)."""
+        self.dedup.remember(s.text() for s in samples)
 
     def generate_tasks(self, tasks: Iterable[Task], samples: Journal, failures: Journal, summary: Summary,
-                       progress: Callable[[int], None] | None = None) -> None:
-        """Generate, judge and journal `tasks` in batches of `engine.batch_size`; rejects wait in a
-        retry queue that goes out as its own batch once full (or at the end)."""
-        size = self.config.engine.batch_size
-        retry: list[_Job] = []
-        for batch in _batches((_Job(t) for t in tasks), size):
-            retry += self._process(batch, samples, failures, summary, progress)
-            while len(retry) >= size:
-                head, retry = retry[:size], retry[size:]
-                retry += self._process(head, samples, failures, summary, progress)
-        while retry:
-            head, retry = retry[:size], retry[size:]
-            retry += self._process(head, samples, failures, summary, progress)
-
-    def _journaled_ids(self) -> set[str]:
-        ids = set()
-        for record in self.run_dir.iter_samples():
-            ids.add(record["id"])
-            self.dedup.check_and_add(sample_text(record["messages"]))
-        ids.update(r["id"] for r in self.run_dir.iter_failures() if isinstance(r.get("id"), str))
-        return ids
-
-    def _process(self, batch: list[_Job], samples: Journal, failures: Journal, summary: Summary,
-                 progress: Callable[[int], None] | None) -> list[_Job]:
-        requests = [self.request(job) for job in batch]
-        completions = self.engine.generate(requests)
-        faults.crash_point("gen.generated")
+                       progress: Progress | None = None) -> None:
+        """Generate, judge and journal `tasks` as one continuous `engine.stream`, at most
+        `engine.batch_size` requests in flight: each completion is judged as it arrives, rejects re-enter
+        the same stream (attempt + 1, with the reason), records are journaled in small flush groups."""
+        summary.mode = summary.mode or self.mode
+        bound = self.config.engine.batch_size
+        feed = _Feed((_Job(t) for t in tasks), self.request)
+        sink = _Sink(samples, failures, min(self.flush_records, bound), self.flush_seconds)
         summary.engine_calls += 1
-        valid, failed, retry = [], [], []
-        for job, req, out in zip(batch, requests, completions, strict=True):
-            summary.output_tokens += out.output_tokens
-            out.text = valid_unicode(out.text)  # it is journaled (and may become a row)
-            record, reason = self._judge(job, req, out)
-            if record is not None:
-                valid.append(record)
-                continue
-            assert reason is not None
-            summary.rejections[reason.split(":")[0]] += 1
-            if job.attempt < self.gen.max_retries:
-                retry.append(_Job(job.task, job.attempt + 1, reason))
-                summary.retried += 1
-            else:
-                failed.append(self._failure(job, reason, out))
-                summary.failures[reason.split(":")[0]] += 1
-        samples.write_batch(valid)
-        failures.write_batch(failed)
-        faults.crash_point("gen.batch")
-        summary.valid += len(valid)
-        summary.failed += len(failed)
-        if progress is not None:
-            progress(len(valid) + len(failed))
-        return retry
+        try:
+            for index, out in self.engine.stream(feed, bound):
+                faults.crash_point("gen.generated")
+                job, req = feed.take(index)
+                if self._settle(job, req, out, feed, sink, summary) and progress is not None:
+                    progress(1)
+                sink.flush_if_due()
+        finally:  # what is judged is kept, whatever stopped the stream (an engine error, Ctrl-C)
+            sink.flush()
 
-    def _judge(self, job: _Job, req: ChatRequest, out: Completion) -> tuple[dict[str, Any] | None, str | None]:
+    def _settle(self, job: _Job, req: ChatRequest, out: Completion, feed: _Feed, sink: _Sink,
+                summary: Summary) -> bool:
+        """Judge one completion: keep it, send it back into the stream (False), or record the failure."""
+        summary.output_tokens += out.output_tokens
+        out.text = valid_unicode(out.text)  # it is journaled (and may become a row)
+        record, reason = self._judge(job, req, out)
+        if record is not None:
+            sink.samples.append(record.to_json())
+            summary.valid += 1
+            return True
+        assert reason is not None
+        summary.rejections[reason.split(":")[0]] += 1
+        if job.attempt < self.gen.max_retries:
+            feed.retry(_Job(job.task, job.attempt + 1, reason))
+            summary.retried += 1
+            return False
+        sink.failures.append(self._failure(job, reason, out).to_json())
+        summary.failures[reason.split(":")[0]] += 1
+        summary.failed += 1
+        return True
+
+    def _judge(self, job: _Job, req: ChatRequest, out: Completion) -> tuple[Sample | None, str | None]:
         if out.finish_reason == "error":
-            return None, f"engine error: {out.error or 'unknown'}"
+            return None, f"{ENGINE_ERROR}: {out.error or 'unknown'}"
         if not out.text.strip():
-            return None, "empty"
+            return None, EMPTY
         if out.finish_reason == "length":
-            return None, "truncated"
+            return None, TRUNCATED
         fmt = self.formats[job.task.format]
         if self.mode == "json":
             obj = parse_json(out.text)
         else:
             obj = fmt.from_text(f"{fmt.lead} {out.text}", self.gen.chat_turns)
         if obj is None:
-            return None, "unparseable" if self.mode == "json" else "missing sections"
+            return None, UNPARSEABLE if self.mode == "json" else MISSING_SECTIONS
         problem = fmt.check(obj, self.gen.chat_turns)
         if problem:
-            return None, f"invalid: {problem}"
+            return None, f"{INVALID}: {problem}"
         messages = fmt.messages(obj)
-        if echoes_template(sample_text(messages), self.templates[job.task.format]):
-            return None, "invalid: repeats the instructions"
-        dup = self.dedup.check_and_add(sample_text(messages))
+        text = messages_text(messages)
+        if echoes_template(text, self.templates[job.task.format]):
+            return None, f"{INVALID}: repeats the instructions"
+        dup = self.dedup.check_and_add(text)
         if dup:
             return None, dup
         if self.gen.system_prompt:
             messages.insert(0, {"role": "system", "content": self.gen.system_prompt})
-        return self._record(job, req, out, messages), None
+        return self._sample(job, req, out, messages), None
 
-    def _record(self, job: _Job, req: ChatRequest, out: Completion, messages: list[dict[str, str]]) -> dict[str, Any]:
+    def _sample(self, job: _Job, req: ChatRequest, out: Completion, messages: list[dict[str, str]]) -> Sample:
         t = job.task
-        return {"id": t.id, "topic_path": list(t.path), "leaf_id": t.leaf_id, "leaf": t.path[-1],
-                "depth": len(t.path) - 1, "format": t.format, "messages": messages, "model": self.engine.model_name,
-                "backend": self.engine.backend, "mode": self.mode, "template": self.templates[t.format].name,
-                "angle": NAIVE_ANGLE if self.naive else t.angle, "temperature": req.sampling.temperature,
-                "top_p": req.sampling.top_p, "seed": req.sampling.seed, "finish_reason": out.finish_reason,
-                "prompt_tokens": out.prompt_tokens, "output_tokens": out.output_tokens, "attempt": job.attempt}
+        return Sample(id=t.id, topic_path=list(t.path), leaf_id=t.leaf_id, leaf=t.path[-1], depth=len(t.path) - 1,
+                      format=t.format, messages=messages, model=self.engine.model_name, backend=self.engine.backend,
+                      mode=self.mode, template=self.templates[t.format].name,
+                      angle=NAIVE_ANGLE if self.naive else t.angle, temperature=req.sampling.temperature,
+                      top_p=req.sampling.top_p, seed=req.sampling.seed, finish_reason=out.finish_reason,
+                      prompt_tokens=out.prompt_tokens, output_tokens=out.output_tokens, attempt=job.attempt)
 
-    def _failure(self, job: _Job, reason: str, out: Completion) -> dict[str, Any]:
+    def _failure(self, job: _Job, reason: str, out: Completion) -> Failure:
         t = job.task
-        return {"id": t.id, "topic_path": list(t.path), "format": t.format, "reason": reason.split(":")[0],
-                "detail": reason, "raw": out.text[:500], "attempt": job.attempt}
+        return Failure(t.id, list(t.path), t.format, reason.split(":")[0], reason, out.text[:500], job.attempt)
 
 
 def echoes_template(text: str, template: Template) -> bool:
@@ -280,12 +261,57 @@ def echoes_template(text: str, template: Template) -> bool:
     return any(sentence in lowered for sentence in template.static_sentences)
 
 
-def _batches(items: Iterable[_Job], size: int) -> Iterator[list[_Job]]:
-    batch: list[_Job] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) == size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
+class _Feed:
+    """The stream's request source, re-pollable: retries first, then fresh tasks. `StopIteration` means
+    "nothing now"; a retry appended later is pulled at the next poll. Remembers each pulled job by its
+    pull index until its completion is taken."""
+
+    def __init__(self, jobs: Iterator[_Job], request: Callable[[_Job], ChatRequest]) -> None:
+        self._fresh, self._request = jobs, request
+        self._retries: deque[_Job] = deque()
+        self._pulled: dict[int, tuple[_Job, ChatRequest]] = {}
+        self._count = 0
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> ChatRequest:
+        job = self._retries.popleft() if self._retries else next(self._fresh)
+        req = self._request(job)
+        self._pulled[self._count] = (job, req)
+        self._count += 1
+        return req
+
+    def retry(self, job: _Job) -> None:
+        self._retries.append(job)
+
+    def take(self, index: int) -> tuple[_Job, ChatRequest]:
+        return self._pulled.pop(index)
+
+
+class _Sink:
+    """Judged records waiting for their durable write: flushed every `records` records or `seconds`
+    after the oldest waiting one (checked as completions arrive), and at the end."""
+
+    def __init__(self, samples: Journal, failures: Journal, records: int, seconds: float) -> None:
+        self._journals = (samples, failures)
+        self.samples: list[dict[str, Any]] = []
+        self.failures: list[dict[str, Any]] = []
+        self._records, self._seconds = records, seconds
+        self._since = time.monotonic()
+
+    def flush_if_due(self) -> None:
+        waiting = len(self.samples) + len(self.failures)
+        if not waiting:
+            self._since = time.monotonic()
+        elif waiting >= self._records or time.monotonic() - self._since >= self._seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        groups, self.samples, self.failures = (self.samples, self.failures), [], []
+        self._since = time.monotonic()
+        if not any(groups):
+            return
+        for journal, group in zip(self._journals, groups, strict=True):
+            journal.write_batch(group)
+        faults.crash_point("gen.batch")

@@ -1,11 +1,12 @@
-"""Runners: where the sample work runs once the tree is built.
+"""Runners: WHERE the work of a stage runs (runners/base.py `Runner`); what the stages do is
+`topictree_hf.pipeline`'s, the same for every runner.
 
-    local   (default) one process, one engine: `pipeline.generate_stage`; vLLM's own tensor parallel
-            covers one multi-GPU box, and the `openai` backend covers a fleet of servers.
+    local   (default) one process, one engine: `LocalRunner` (runners/local.py); vLLM's own tensor
+            parallel covers one multi-GPU box, and the `openai` backend covers a fleet of servers.
     ray     a Ray Data actor pool, one engine per actor (vLLM on GPU nodes, transformers on CPU nodes),
-            one journal shard per block of tasks: `topictree_hf.runners.ray_runner` (extra `ray`).
+            one journal shard per block of tasks: `RayRunner` (runners/ray_runner.py, extra `ray`).
 
-`blocks` holds what a runner needs to journal a block of tasks on its own; it does not import Ray.
+`blocks` holds what a worker needs to journal a block of tasks on its own; it does not import Ray.
 """
 
 RUNNERS = ("local", "ray")

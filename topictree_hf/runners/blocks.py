@@ -4,10 +4,11 @@ Each block writes `samples-ray-<block>.jsonl` and `failures-ray-<block>.jsonl` i
 `<block>` is a hash of the task ids in it. A block that is run again (its worker died, Ray retried
 it elsewhere) therefore reopens the same two files, skips the ids already there and finishes the
 rest: nothing is generated twice. Sample ids are stable (seed, leaf, format, index), the run dir
-reader keeps the first record per id, and a rerun skips every id already in any shard.
+reader keeps the first record per id, and a rerun skips every id already in any shard (RunDir reads
+samples-*.jsonl and failures-*.jsonl shards as journals of the run).
 
-failures.jsonl is the one failure journal the rest of the library reads, so the driver folds the
-per-block failure shards into it (`merge_failure_shards`) before and after a distributed run.
+The runner folds the per-block failure shards into failures.jsonl (`merge_failure_shards`) after a
+distributed run, so a finished run dir has one failure journal.
 """
 
 from __future__ import annotations
@@ -19,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from topictree_hf.generation.allocate import Task
-from topictree_hf.generation.formats import sample_text
 from topictree_hf.generation.generator import SampleGenerator, Summary
 from topictree_hf.journal import Journal, read_jsonl
+from topictree_hf.records import Failure, RecordError, Sample
 from topictree_hf.rundir import RunDir
 
 SAMPLES_PREFIX = "samples-ray-"
@@ -60,12 +61,19 @@ def process_block(generator: SampleGenerator, run_dir: RunDir, tasks: Sequence[T
     summary = Summary(mode=generator.mode)
     before = list(read_jsonl(samples_path))
     done = {r["id"] for r in before} | {r["id"] for r in read_jsonl(failures_path)}
-    for record in before:  # an earlier attempt's samples count for near-duplicate checks here too
-        generator.dedup.check_and_add(sample_text(record["messages"]))
+    generator.remember(_samples(before))  # an earlier attempt's samples count for near-duplicate checks too
     summary.valid, summary.failed = len(before), len(done) - len({r["id"] for r in before})
     with Journal(samples_path) as samples, Journal(failures_path) as failures:
         generator.generate_tasks((t for t in tasks if t.id not in done), samples, failures, summary, progress)
     return name, summary
+
+
+def _samples(records: Iterable[dict[str, Any]]) -> Iterable[Sample]:
+    for record in records:
+        try:
+            yield Sample.from_json(record)
+        except RecordError:
+            continue
 
 
 def summary_row(name: str, summary: Summary) -> dict[str, Any]:
@@ -92,24 +100,16 @@ def merge_failure_shards(run_dir: RunDir) -> int:
     shards = sorted(run_dir.path.glob(f"{FAILURES_PREFIX}*.jsonl"))
     if not shards:
         return 0
-    have = {r.get("id") for r in run_dir.iter_failures()}
+    have = {Failure.from_json(r).id for r in read_jsonl(run_dir.failures)}
     fresh = []
     for shard in shards:
         for record in read_jsonl(shard, strict_middle=False):
-            if record.get("id") not in have:
-                have.add(record.get("id"))
-                fresh.append(record)
+            failure = Failure.from_json(record)
+            if failure.id not in have:
+                have.add(failure.id)
+                fresh.append(failure.to_json())
     with Journal(run_dir.failures) as journal:
         journal.write_batch(fresh)
     for shard in shards:
         shard.unlink()
     return len(fresh)
-
-
-def journaled_ids(run_dir: RunDir) -> set[str]:
-    """Every id with a result: in any sample shard, failures.jsonl, or a failure shard not merged yet."""
-    ids = {r["id"] for r in run_dir.iter_samples()}
-    ids.update(r["id"] for r in run_dir.iter_failures() if isinstance(r.get("id"), str))
-    for shard in run_dir.path.glob(f"{FAILURES_PREFIX}*.jsonl"):
-        ids.update(r["id"] for r in read_jsonl(shard, strict_middle=False) if isinstance(r.get("id"), str))
-    return ids

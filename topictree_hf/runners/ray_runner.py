@@ -1,9 +1,12 @@
 """The Ray runner: the same tree and samples as a local run, with the sample work spread over a Ray
 cluster (optional extra: pip install 'topictree-hf[ray]'; ray is imported only when used).
 
-    tree      `pipeline.tree_stage` as in a local run (O(depth) batched calls), inside one Ray task
-              with the resources of one worker, so the driver needs no GPU; skipped when
-              RUN_DIR/topic_tree.json exists.
+`RayRunner` implements only WHERE the work runs (runners/base.py); the stages themselves (what is
+journaled, what is pending, the counts and the summary) are `pipeline.tree_stage` and
+`pipeline.generate_stage`, the same for every runner:
+
+    tree      the tree stage's work (O(depth) batched calls) inside one Ray task with the resources
+              of one worker, so the driver needs no GPU; skipped when RUN_DIR/topic_tree.json exists.
     samples   one row per pending allocation Task -> `ray.data.from_items` -> `map_batches` over a
               fixed-size actor pool (`ActorPoolStrategy(size=workers)`), each actor holding one engine
               and one SampleGenerator; each batch of `block_size` tasks is a block journaled in its
@@ -27,7 +30,6 @@ import logging
 import math
 import os
 import socket
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -38,19 +40,22 @@ from typing import TYPE_CHECKING, Any
 from topictree_hf import errors
 from topictree_hf.config import Config, EngineConfig
 from topictree_hf.engines.base import Engine
+from topictree_hf.engines.registry import create_engine
 from topictree_hf.errors import BackendUnavailableError, EngineError, TopicTreeError
-from topictree_hf.generation.allocate import allocate, total_tasks
-from topictree_hf.generation.generator import SampleGenerator, Summary
+from topictree_hf.generation.allocate import Task
+from topictree_hf.generation.generator import Progress, SampleGenerator, Summary
 from topictree_hf.rundir import RunDir
+from topictree_hf.runners.base import Runner, TreeWork
 from topictree_hf.runners.blocks import (
     add_row,
-    journaled_ids,
     merge_failure_shards,
     process_block,
     summary_row,
     task_row,
     tasks_from_columns,
 )
+from topictree_hf.telemetry import usage_stats_choice
+from topictree_hf.tree.builder import LevelProgress
 from topictree_hf.tree.model import TopicTree
 
 if TYPE_CHECKING:
@@ -62,19 +67,18 @@ EngineFactory = Callable[[EngineConfig], Engine]
 # Passed to every worker of a cluster we start or join: no telemetry, nothing fetched, quiet libraries.
 WORKER_ENV = {"VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1", "RAY_USAGE_STATS_ENABLED": "0",
               "TOKENIZERS_PARALLELISM": "false", "TOPICTREE_NO_PROGRESS": "1"}
+FORWARDED_ENV = ("HF_HUB_OFFLINE", "TOPICTREE_CACHE", "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")
+
+
 def worker_env() -> dict[str, str]:
     """What every worker gets: no telemetry unless the user chose otherwise here (then their choice)."""
-    from topictree_hf.engines.vllm_engine import USAGE_STATS_VARS
-
     env = dict(WORKER_ENV)
-    if any(name in os.environ for name in USAGE_STATS_VARS):
+    choice = usage_stats_choice()
+    if choice:
         for name in ("VLLM_NO_USAGE_STATS", "DO_NOT_TRACK"):
             env.pop(name)
-        env.update({k: os.environ[k] for k in USAGE_STATS_VARS if k in os.environ})
+        env.update(choice)
     return env | {k: os.environ[k] for k in FORWARDED_ENV if k in os.environ}
-
-
-FORWARDED_ENV = ("HF_HUB_OFFLINE", "TOPICTREE_CACHE", "TRANSFORMERS_VERBOSITY", "TRANSFORMERS_NO_ADVISORY_WARNINGS")
 
 
 @dataclass(slots=True)
@@ -193,60 +197,55 @@ def default_workers(ray: ModuleType, engine: EngineConfig, options: RayOptions, 
     return max(1, min(fit, blocks))
 
 
-def ray_tree_stage(config: Config, run_dir: RunDir, options: RayOptions) -> TopicTree:
-    """The tree, built by `pipeline.tree_stage` in one Ray task with one worker's resources."""
-    if run_dir.tree_file.exists():
-        return TopicTree.load(run_dir.tree_file)
-    ray = require_ray()
-    resources = actor_resources(config.engine, options)
-    strategy = resources.pop("ray_remote_args_fn", lambda: {})()
-    group = getattr(strategy.get("scheduling_strategy"), "placement_group", None)
-    remote = ray.remote(max_calls=1)(_build_tree).options(**resources, **strategy)  # max_calls=1: GPU freed after
-    try:
-        tree: TopicTree = ray.get(remote.remote(config, str(run_dir.path), options.engine_factory))
-    except ray.exceptions.RayError as exc:
-        raise _as_topictree_error(exc, run_dir) from None
-    finally:
-        if group is not None:  # give the GPUs back before the actors ask for theirs
-            ray.util.remove_placement_group(group)
-    if not run_dir.tree_file.exists():  # the worker's disk is not this one: keep a copy here too
-        tree.save(run_dir.tree_file)
-    return tree
-
-
-def _build_tree(config: Config, path: str, engine_factory: EngineFactory | None) -> TopicTree:
-    from topictree_hf.engines.registry import create_engine
-    from topictree_hf.pipeline import tree_stage
-
-    with (engine_factory or create_engine)(worker_engine_config(config.engine)) as engine:
-        return tree_stage(config, engine, RunDir(Path(path)))
-
-
-def ray_generate_stage(config: Config, run_dir: RunDir, tree: TopicTree, options: RayOptions | None = None,
-                       progress: Callable[[int], None] | None = None) -> Summary:
-    """Generate every pending sample on a Ray actor pool; same ids and journal as a local run.
+class RayRunner(Runner):
+    """The tree on one Ray worker, the samples on a Ray Data actor pool (see the module docstring).
     Connect first (`ray_session`, or `ray.init`); otherwise Ray Data starts a local cluster itself."""
-    options = options or RayOptions()
-    ray = require_ray()
-    start = time.perf_counter()
-    merge_failure_shards(run_dir)  # left by an interrupted Ray run
-    done = journaled_ids(run_dir)
-    summary = Summary(requested=total_tasks(tree, config.generation), resumed=len(done))
-    if progress is not None and done:
-        progress(len(done))
-    rows = [task_row(t) for t in allocate(tree, config.generation) if t.id not in done]
-    if rows:
+
+    name = "ray"
+
+    def __init__(self, options: RayOptions | None = None) -> None:
+        self.options = options or RayOptions()
+
+    def build_tree(self, config: Config, run_dir: RunDir, work: TreeWork,
+                   progress: LevelProgress | None = None) -> TopicTree:
+        """`work` in one Ray task with one worker's resources (no progress: it runs elsewhere)."""
+        if run_dir.tree_file.exists():
+            return TopicTree.load(run_dir.tree_file)
+        ray = require_ray()
+        resources = actor_resources(config.engine, self.options)
+        strategy = resources.pop("ray_remote_args_fn", lambda: {})()
+        group = getattr(strategy.get("scheduling_strategy"), "placement_group", None)
+        remote = ray.remote(max_calls=1)(_tree_task).options(**resources, **strategy)  # max_calls=1: GPU freed
         try:
-            _run_blocks(ray, config, run_dir, rows, options, summary, progress)
+            tree: TopicTree = ray.get(remote.remote(work, config, str(run_dir.path), self.options.engine_factory))
+        except ray.exceptions.RayError as exc:
+            raise _as_topictree_error(exc, run_dir) from None
+        finally:
+            if group is not None:  # give the GPUs back before the actors ask for theirs
+                ray.util.remove_placement_group(group)
+        if not run_dir.tree_file.exists():  # the worker's disk is not this one: keep a copy here too
+            tree.save(run_dir.tree_file)
+        return tree
+
+    def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
+                 progress: Progress | None = None, naive: bool = False) -> None:
+        """The pending tasks in blocks on the actor pool; every block's failure shard is folded into
+        failures.jsonl afterwards (also when the run fails: what finished is kept)."""
+        rows = [task_row(t) for t in tasks]
+        try:
+            if rows:
+                _run_blocks(require_ray(), config, run_dir, rows, self.options, summary, progress, naive)
         finally:
             merge_failure_shards(run_dir)
-    summary.seconds = time.perf_counter() - start
-    run_dir.write_summary({"tree": tree.stats(), "generation": summary.to_dict(), "runner": "ray"})
-    return summary
+
+
+def _tree_task(work: TreeWork, config: Config, path: str, engine_factory: EngineFactory | None) -> TopicTree:
+    with (engine_factory or create_engine)(worker_engine_config(config.engine)) as engine:
+        return work(config, engine, RunDir(Path(path)), None)
 
 
 def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, rows: list[dict[str, Any]], options: RayOptions,
-                summary: Summary, progress: Callable[[int], None] | None) -> None:
+                summary: Summary, progress: Progress | None, naive: bool) -> None:
     block_size = options.block_size or 4 * config.engine.batch_size
     blocks = math.ceil(len(rows) / block_size)
     workers = default_workers(ray, config.engine, options, blocks)
@@ -255,7 +254,7 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, rows: list[dic
     results = dataset.map_batches(
         SampleWorker,
         fn_constructor_kwargs={"config": config, "run_path": str(run_dir.path),
-                               "engine_factory": options.engine_factory},
+                               "engine_factory": options.engine_factory, "naive": naive},
         batch_size=block_size,
         compute=ray.data.ActorPoolStrategy(size=workers),
         **actor_resources(config.engine, options, supports_fn),
@@ -277,15 +276,14 @@ class SampleWorker:
     A TopicTreeError (model missing on this node, server down, ...) comes back as a result row, so the
     driver re-raises it as the same one-line error instead of Ray's wrapped traceback."""
 
-    def __init__(self, config: Config, run_path: str, engine_factory: EngineFactory | None = None) -> None:
-        from topictree_hf.engines.registry import create_engine
-
+    def __init__(self, config: Config, run_path: str, engine_factory: EngineFactory | None = None,
+                 naive: bool = False) -> None:
         self.error: TopicTreeError | None = None
         self.run_dir = RunDir(Path(run_path))
         try:
             self.engine = (engine_factory or create_engine)(worker_engine_config(config.engine))
-            self.generator = SampleGenerator(self.engine, config, self.run_dir)
-            self.generator._journaled_ids()  # remember what earlier runs kept, for the dedup
+            self.generator = SampleGenerator(self.engine, config, self.run_dir, naive=naive)
+            self.generator.remember(self.run_dir.iter_samples())  # what earlier runs kept, for the dedup
         except TopicTreeError as exc:
             self.error = exc
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from topictree_hf import faults
 from topictree_hf.config import TreeConfig
 from topictree_hf.engines.base import ChatRequest, Engine, SamplingParams
-from topictree_hf.generation.parse import valid_unicode
 from topictree_hf.journal import Journal, read_jsonl
+from topictree_hf.textparse import valid_unicode
 from topictree_hf.tree.clean import judge, parse_subtopics
 from topictree_hf.tree.model import Failure, Node, TopicTree
 from topictree_hf.tree.prompts import expansion_messages, expansion_schema
@@ -109,7 +109,7 @@ class TreeBuilder:
         params = SamplingParams(temperature=self.config.temperature, top_p=0.95, max_tokens=self.config.max_tokens,
                                 seed=seed)
         schema = expansion_schema(missing, self.config.min_chars, self.config.max_chars)
-        return ChatRequest(messages, params, schema)
+        return ChatRequest(messages, params, schema, kind="subtopics")
 
     def _absorb(self, p: _Pending, text: str, finish: str, family: list[_Pending]) -> None:
         text = valid_unicode(text)  # rejected text goes back into the re-ask prompt

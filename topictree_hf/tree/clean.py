@@ -9,7 +9,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from topictree_hf.generation.parse import valid_unicode
+from topictree_hf.dedup.text import normalize_text
+from topictree_hf.textparse import valid_unicode
 
 _NUMBERING = re.compile(r"^\s*(?:[-*\u2022\u2013\u2014>]+|\(?\d{1,3}[.):]|\(?[a-zA-Z][.)])\s+")
 MAX_WORDS = 8
@@ -30,8 +31,9 @@ def clean_topic(text: str) -> str:
 
 
 def normalize(text: str) -> str:
-    """Key for exact de-duplication: case, punctuation, articles and plural 's' do not count."""
-    words = re.findall(r"[a-z0-9]+", text.lower())
+    """Key for sibling de-duplication: `normalize_text` (case, whitespace, punctuation do not count),
+    and neither do articles and a plural 's'."""
+    words = normalize_text(text).split()
     words = [w[:-1] if len(w) > 3 and w.endswith("s") else w for w in words if w not in {"the", "a", "an", "and"}]
     return " ".join(words)
 

@@ -1,4 +1,5 @@
-"""Constructed sample sets whose diversity is known in advance, for tests and the benchmark.
+"""Constructed sample sets whose diversity is known in advance, for tests and scripts/bench_eval.py
+(test support; the package never imports it).
 
 - `tree_records`: samples spread over a 12-leaf tree, each a question about its leaf and a few facts
   drawn from that leaf's own bank, in random order, with random names and years: varied text.
@@ -6,7 +7,7 @@
   word or two swapped: near-copies.
 - `garbage_records`: word salad, "diverse" by every lexical measure and about nothing.
 
-Records carry the fields of a real sample record (`id`, `topic_path`, `leaf`, `messages`, ...).
+Records are `Sample.to_json()` journal lines (`id`, `topic_path`, `leaf`, `messages`, ...).
 Deterministic for a given seed. `write_run_dir` and `write_dataset_folder` lay them out on disk the
 way a run and a build do (journals; data/{split}-NNNNN-of-NNNNN.parquet and a card with the
 diversity markers).
@@ -14,14 +15,14 @@ diversity markers).
 
 from __future__ import annotations
 
-import hashlib
 import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from topictree_hf.journal import Journal
-from topictree_hf.tree.model import TopicTree
+from topictree_hf.records import Sample, sample_id
+from topictree_hf.tree.model import TopicTree, node_id
 
 ROOT = "Science and Everyday Life"
 FACTS: dict[str, dict[str, list[str]]] = {
@@ -165,11 +166,16 @@ def topic_tree() -> TopicTree:
     return tree
 
 
+SEEDS = {"tree": 0, "templated": 1, "garbage": 2}  # one id seed per constructed set: their ids never collide
+
+
 def record(path: list[str], user: str, assistant: str, index: int, tag: str) -> dict[str, Any]:
-    sid = hashlib.sha256(f"{tag}\x1f{'/'.join(path)}\x1f{index}".encode()).hexdigest()[:20]
-    return {"id": sid, "topic_path": list(path), "leaf": path[-1], "depth": len(path) - 1, "format": "qa",
-            "messages": [{"role": "system", "content": "You write training data."},
-                         {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]}
+    leaf_id = node_id(path)
+    seed = SEEDS.get(tag, sum(map(ord, tag)))
+    return Sample(id=sample_id(seed, leaf_id, "qa", index), topic_path=list(path), leaf_id=leaf_id, leaf=path[-1],
+                  depth=len(path) - 1, format="qa",
+                  messages=[{"role": "system", "content": "You write training data."},
+                            {"role": "user", "content": user}, {"role": "assistant", "content": assistant}]).to_json()
 
 
 def tree_records(samples_per_leaf: int = 5, seed: int = 0) -> list[dict[str, Any]]:

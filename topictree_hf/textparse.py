@@ -1,6 +1,6 @@
-"""Turning model text into a sample object: JSON (models add trailing text, so `raw_decode` from
-the first brace) or tagged text (`Question:` / `Answer:` sections, tolerant of markdown, case
-and aliases)."""
+"""Reading model text, for the tree builder and the sample generator alike: valid Unicode, JSON
+(models add trailing text, so `raw_decode` from the first brace) or tagged text (`Question:` /
+`Answer:` sections, tolerant of markdown, case and aliases)."""
 
 from __future__ import annotations
 

@@ -17,13 +17,24 @@ probability 0.95 at J = 0.8, 0.61 at J = 0.7, 0.07 at J = 0.5, so few wasted com
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 
+from topictree_hf.dedup.text import word_hash, words
 from topictree_hf.errors import ConfigError
-from topictree_hf.eval.text import Corpus, word_hash, words
 
 _SHIFT = np.uint64(32)
+
+
+class HashedTexts(Protocol):
+    """Texts already split into hashed words (eval's `Corpus`)."""
+
+    def __len__(self) -> int: ...
+
+    def hashed_words(self, i: int) -> np.ndarray: ...
+
+
 _CHUNK = 1 << 15  # shingles per numpy block: 32k x 128 x 8 bytes = 32 MiB at the widest
 
 
@@ -60,7 +71,7 @@ class MinHasher:
         hashes = np.fromiter((word_hash(w) for w in words(text)), dtype=np.uint64)
         return self._permute(self.shingles(hashes)).min(axis=0)
 
-    def signatures(self, corpus: Corpus) -> np.ndarray:
+    def signatures(self, corpus: HashedTexts) -> np.ndarray:
         """(len(corpus), num_perm) uint32 signatures, computed in blocks of about 32k shingles."""
         out = np.empty((len(corpus), self.num_perm), dtype=np.uint32)
         start = 0

@@ -1,4 +1,4 @@
-"""The dedup stage: a streaming filter that keeps the first of each group of near-identical samples.
+"""Near-duplicate filtering: a streaming filter that keeps the first of each group of near-identical texts.
 
     dedup = NearDuplicateFilter(threshold=0.8)           # exact, then MinHash (word 5-grams)
     for record in samples:
@@ -23,17 +23,20 @@ from typing import Any, Literal
 
 import numpy as np
 
+from topictree_hf.dedup.base import Deduper
+from topictree_hf.dedup.minhash import LSHIndex, MinHasher, bands_for
+from topictree_hf.dedup.text import text_key
 from topictree_hf.errors import ConfigError
-from topictree_hf.eval.minhash import LSHIndex, MinHasher, bands_for
-from topictree_hf.eval.text import normalized_key
+from topictree_hf.records import DUPLICATE, NEAR_DUPLICATE, SEMANTIC_DUPLICATE
 
 Reason = Literal["exact", "near", "semantic"]
 REASONS: tuple[Reason, ...] = ("exact", "near", "semantic")
 
 
 class NearDuplicateFilter:
-    """Exact (case and whitespace ignored), then MinHash near-duplicate (estimated Jaccard of word
-    `ngram` shingles >= `threshold`), then, when `semantic_threshold` is set, embedding cosine."""
+    """Exact (`normalize_text`: case, whitespace and punctuation ignored), then MinHash near-duplicate
+    (estimated Jaccard of word `ngram` shingles >= `threshold`), then, when `semantic_threshold` is
+    set, embedding cosine."""
 
     def __init__(self, threshold: float = 0.8, *, ngram: int = 5, num_perm: int = 128, bands: int | None = None,
                  seed: int = 1, semantic_threshold: float | None = None, embedder: Any = None) -> None:
@@ -76,7 +79,7 @@ class NearDuplicateFilter:
         return sum(self.counts[r] for r in REASONS)
 
     def _lexical_check(self, text: str) -> tuple[Reason | None, bytes, np.ndarray | None]:
-        digest = normalized_key(text)
+        digest = text_key(text)
         if digest in self._digests:
             return "exact", digest, None
         signature = self._hasher.signature_of_text(text)
@@ -113,3 +116,16 @@ class NearDuplicateFilter:
 
             self._embedder = Embedder.load()
         return self._embedder.encode(list(texts))
+
+
+class NearDeduper(Deduper):
+    """The generator's `near` and `semantic` dedup: a NearDuplicateFilter, with record rejection reasons."""
+
+    REASONS = {"exact": DUPLICATE, "near": NEAR_DUPLICATE, "semantic": SEMANTIC_DUPLICATE}
+
+    def __init__(self, threshold: float = 0.8, semantic_threshold: float | None = None) -> None:
+        self.filter = NearDuplicateFilter(threshold, semantic_threshold=semantic_threshold)
+
+    def check_and_add(self, text: str) -> str | None:
+        reason = self.filter.seen_or_add(text)
+        return None if reason is None else self.REASONS[reason]

@@ -1,13 +1,14 @@
-"""A synthetic run dir with the exact on-disk contract of a real run, without an engine.
+"""A synthetic run dir with the exact on-disk contract of a real run, without an engine (test support;
+the package never imports it).
 
-Used by the build benchmark (millions of rows in seconds) and by tests that need a run dir of a
-given shape. Records carry every field listed in rundir.py; contents are filler text of a chosen
-length, so row size (and with it shard count and memory) can be set independently of row count.
+Used by the build benchmark (scripts/bench_build.py: millions of rows in seconds) and by tests that
+need a run dir of a given shape. Records are `Sample`s (records.py); contents are filler text of a
+chosen length, so row size (and with it shard count and memory) can be set independently of row count.
+Tests of what the generator writes use the generated run dir of `generated_run.py` instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,31 +16,31 @@ from typing import Any
 
 from topictree_hf.config import Config
 from topictree_hf.journal import Journal
+from topictree_hf.records import Sample, sample_id
 from topictree_hf.rundir import RunDir
-from topictree_hf.tree.model import TopicTree, synthetic_tree  # noqa: F401 - re-exported
+from topictree_hf.tree.model import TopicTree, node_id, synthetic_tree
 
 FILLER = ("The topic is examined through its causes, its main actors and its lasting consequences, "
           "with dates, places and sources that a student can check. ")
 
 
-def sample_id(path: list[str], index: int, seed: int) -> str:
-    """Stable id from path + index + seed, the same recipe a real generator uses."""
-    text = "\x1f".join([*path, str(index), str(seed)])
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:20]
+__all__ = ["append_records", "make_synthetic_run", "synthetic_record", "synthetic_records", "synthetic_tree"]
 
 
 def synthetic_record(path: list[str], index: int, seed: int, content_chars: int, fmt: str = "qa",
                      leaf_id: str = "") -> dict[str, Any]:
+    """One journal line, as `Sample.to_json()` writes it (ids by the generator's own recipe)."""
     answer = (FILLER * (content_chars // len(FILLER) + 1))[:content_chars]
-    return {
-        "id": sample_id(path, index, seed), "topic_path": path, "leaf_id": leaf_id, "leaf": path[-1],
-        "depth": len(path) - 1, "format": fmt,
-        "messages": [{"role": "user", "content": f"Question {index} about {path[-1]}?"},
-                     {"role": "assistant", "content": answer}],
-        "model": "bundled:smollm2-135m-instruct", "backend": "transformers", "mode": "json",
-        "template": f"{fmt}.jinja", "angle": "causes", "temperature": 0.7, "top_p": 0.95, "seed": seed + index,
-        "finish_reason": "stop", "prompt_tokens": 120, "output_tokens": content_chars // 4, "attempt": 1,
-    }
+    leaf_id = leaf_id or node_id(path)
+    return Sample(
+        id=sample_id(seed, leaf_id, fmt, index), topic_path=list(path), leaf_id=leaf_id, leaf=path[-1],
+        depth=len(path) - 1, format=fmt,
+        messages=[{"role": "user", "content": f"Question {index} about {path[-1]}?"},
+                  {"role": "assistant", "content": answer}],
+        model="bundled:smollm2-135m-instruct", backend="transformers", mode="json", template=fmt, angle="causes",
+        temperature=0.7, top_p=0.95, seed=seed + index, finish_reason="stop", prompt_tokens=120,
+        output_tokens=content_chars // 4, attempt=0,
+    ).to_json()
 
 
 def synthetic_records(tree: TopicTree, samples_per_leaf: int, seed: int, content_chars: int,

@@ -1,0 +1,35 @@
+"""De-duplication of generated samples, behind one interface (`Deduper.check_and_add`).
+
+    none      NoDeduper            keeps everything (the naive baseline)
+    exact     ExactDeduper         equal after `normalize_text` (case, whitespace, punctuation)
+    near      NearDeduper          exact, then MinHash near-duplicates (word 5-grams, LSH)
+    semantic  NearDeduper          exact, MinHash, then embedding cosine
+
+Modules: text (the one normalisation), base (the interface), exact, minhash (signatures, LSH
+index), near (`NearDuplicateFilter`, the streaming filter eval's tools also use).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from topictree_hf.dedup.base import Deduper
+from topictree_hf.dedup.exact import ExactDeduper, NoDeduper
+from topictree_hf.dedup.near import NearDeduper, NearDuplicateFilter
+from topictree_hf.dedup.text import normalize_text, text_key
+
+if TYPE_CHECKING:
+    from topictree_hf.config import GenerationConfig
+
+__all__ = ["Deduper", "ExactDeduper", "NearDeduper", "NearDuplicateFilter", "NoDeduper", "make_deduper",
+           "normalize_text", "text_key"]
+
+
+def make_deduper(gen: GenerationConfig) -> Deduper:
+    """The deduper `generation.dedup` names."""
+    if gen.dedup == "none":
+        return NoDeduper()
+    if gen.dedup == "exact":
+        return ExactDeduper()
+    semantic = gen.semantic_dup_threshold if gen.dedup == "semantic" else None
+    return NearDeduper(gen.near_dup_threshold, semantic_threshold=semantic)
