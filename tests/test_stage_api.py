@@ -61,7 +61,7 @@ def test_run_all_and_the_baseline_variant_share_the_generate_stage(tmp_path: Pat
     assert base.tree_source() == "baseline"
     assert {s.angle for s in base.iter_samples()} == {"any aspect of the topic"}
     assert {tuple(s.topic_path) for s in base.iter_samples()} == {("Historical Events",)}
-    again = generate_stage(config_for(base.path), engine, base, TopicTree.load(base.tree_file), naive=True)
+    again = generate_stage(config_for(base.path), engine, base, TopicTree.load(base.tree_file), variant="naive")
     assert again.resumed == 6 and again.valid == 0, "a rerun resumes"
 
 

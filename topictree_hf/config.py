@@ -60,6 +60,8 @@ class GenerationConfig(_Model):
     instructions: str | None = None
     mode: Literal["auto", "json", "text"] = "auto"
     dedup: Literal["none", "exact", "near", "semantic"] = "near"
+    angles: bool = Field(True, description="a different angle (aspect x level) per sample at a leaf; false: one "
+                         "fixed angle for every sample, as repeated prompting gives (an ablation arm)")
     near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard on word 5-grams")
     semantic_dup_threshold: float = Field(0.9, gt=0.0, le=1.0, description="embedding cosine (dedup: semantic)")
     chat_turns: int = Field(2, ge=1, le=10)

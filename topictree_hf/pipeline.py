@@ -3,7 +3,7 @@ through callbacks and a `Watcher`, never prints.
 
     tree_stage(config, where, run_dir, progress)            -> TopicTree  (build or resume; an imported tree as is)
     import_tree(run_dir, file)                              -> TopicTree  (bring your own, marked in manifest.json)
-    generate_stage(config, where, run_dir, tree, progress)  -> Summary    (naive=True: the baseline variant)
+    generate_stage(config, where, run_dir, tree, progress)  -> Summary    (variant=: a baseline arm)
     build_stage(run_dir, out, overwrite)                    -> BuildResult
 
 `where` is an Engine (the work runs here, `LocalRunner`) or a `Runner` (runners/: where the work
@@ -11,6 +11,16 @@ runs, e.g. `RayRunner`). The commands chain the stages as the CLI does, with the
 first and the engine (or cluster) opened only while it is needed:
 
     run_tree(...), run_generate(...), run_baseline(...), run_all(...)
+
+The baseline variants (`VARIANTS`, the arms of the diversity ablation) differ in where the contexts
+come from and whether each sample gets its own angle; model, sampling, formats, sample count and
+de-duplication are the config's in every arm:
+
+    naive          the root alone, one fixed angle        (what repeated prompting gives)
+    naive+angles   the root alone, a different angle per sample
+    flat           one level of as many subtopics as the tree has leaves, angles on
+    tree           the tree's paths, one fixed angle
+    tree+angles    the tree's paths, angles on            (what `topictree run` does)
 """
 
 from __future__ import annotations
@@ -19,11 +29,11 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 from topictree_hf.config import Config
 from topictree_hf.engines import Engine, create_engine
-from topictree_hf.errors import RunDirError
+from topictree_hf.errors import ConfigError, RunDirError
 from topictree_hf.generation.allocate import Task, total_tasks
 from topictree_hf.generation.generator import Progress, Summary, generate_pending
 from topictree_hf.rundir import RunDir
@@ -42,6 +52,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 Where = Engine | Runner
+Variant = Literal["naive", "naive+angles", "flat", "tree", "tree+angles"]
+VARIANTS: tuple[str, ...] = get_args(Variant)
 OpenWhere = Callable[[], AbstractContextManager[Where]]
 
 
@@ -122,16 +134,17 @@ def draw_tree(tree: TopicTree, run_dir: RunDir) -> None:
 
 
 def generate_stage(config: Config, where: Where, run_dir: RunDir, tree: TopicTree,
-                   progress: Progress | None = None, *, naive: bool = False) -> Summary:
+                   progress: Progress | None = None, *, variant: str | None = None) -> Summary:
     """Generate every sample of `tree` not journaled yet, where `where` runs the work; write
-    summary.json. `naive=True` is the baseline variant: one fixed angle, no de-duplication."""
+    summary.json. `variant` names a baseline arm (recorded in the summary); `generation.angles`
+    decides per-sample angles."""
     runner = as_runner(where)
 
     def execute(tasks: Iterator[Task], summary: Summary, bar: Progress | None) -> None:
-        runner.generate(config, run_dir, tasks, summary, bar, naive=naive)
+        runner.generate(config, run_dir, tasks, summary, bar)
 
     summary = generate_pending(config, run_dir, tree, execute, progress)
-    head = {"baseline": True} if naive else {}
+    head = {"baseline": variant} if variant else {}
     run_dir.write_summary(head | {"tree": tree.stats(), "generation": summary.to_dict(), "runner": runner.name})
     return summary
 
@@ -176,12 +189,39 @@ def run_generate(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher
 
 
 def run_baseline(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
-                 force: bool = False) -> Summary:
-    """`topictree baseline`: the generate stage's naive variant over the root alone."""
+                 force: bool = False, variant: Variant = "naive", flat_size: int | None = None,
+                 tree_file: Path | None = None) -> Summary:
+    """`topictree baseline`: one arm of the ablation (see VARIANTS above) in a prepared run dir.
+    `flat_size`: subtopics of the flat arm (default degree ** depth, the leaves of a full tree);
+    `tree_file`: the tree arms use this tree (e.g. the one `topictree run` built) instead of a new one."""
+    if variant not in VARIANTS:
+        raise ConfigError(f"unknown baseline variant {variant!r}; choose from {', '.join(VARIANTS)}")
+    config = variant_config(config, variant, flat_size)
+    watcher = watcher or Watcher()
     run_dir.prepare(config, force)
-    tree = baseline_tree(config, run_dir)
+    if variant.startswith("naive"):
+        tree = baseline_tree(config, run_dir)
+    elif tree_file is not None and variant != "flat":
+        tree = import_tree(run_dir, tree_file)
+    else:
+        tree = None
     with open_where() as where:
-        return _generate(config, where, run_dir, tree, watcher or Watcher(), naive=True)
+        if tree is None:
+            with watcher.tree_progress(config.tree.depth) as bar:
+                tree = tree_stage(config, where, run_dir, bar)
+            watcher.tree_done(tree)
+        summary = _generate(config, where, run_dir, tree, watcher, variant=variant)
+    return summary
+
+
+def variant_config(config: Config, variant: str, flat_size: int | None = None) -> Config:
+    """The config of one ablation arm: angles on or off; the flat arm's one-level tree."""
+    gen = config.generation.model_copy(update={"angles": variant.endswith("angles") or variant == "flat"})
+    update: dict[str, object] = {"generation": gen}
+    if variant == "flat":
+        size = flat_size or config.tree.degree ** config.tree.depth
+        update["tree"] = config.tree.model_copy(update={"depth": 1, "degree": size})
+    return config.model_copy(update=update)
 
 
 def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
@@ -198,9 +238,9 @@ def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Wat
 
 
 def _generate(config: Config, where: Where, run_dir: RunDir, tree: TopicTree, watcher: Watcher,
-              naive: bool = False) -> Summary:
-    label = "baseline samples" if naive else "samples"
+              variant: str | None = None) -> Summary:
+    label = f"{variant} samples" if variant else "samples"
     with watcher.sample_progress(total_tasks(tree, config.generation), label) as bar:
-        summary = generate_stage(config, where, run_dir, tree, bar, naive=naive)
+        summary = generate_stage(config, where, run_dir, tree, bar, variant=variant)
     watcher.generate_done(summary, run_dir)
     return summary
