@@ -21,7 +21,9 @@ from topictree_hf.generation.allocate import allocate
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
 
-POINTS = ["gen.batch:2", "journal.torn:3", "gen.generated:4"]
+# gen.generated counts completions (one per sample request), gen.batch flush groups (<= batch_size
+# records): the 12th completion comes after some flush group was journaled, before the last one
+POINTS = ["gen.batch:2", "journal.torn:3", "gen.generated:12"]
 
 
 def journaled_ids(run: Path) -> list[str]:
@@ -70,7 +72,7 @@ def test_generate_resumes_after_sigkill(point: str, tmp_path: Path,
 
 def test_generate_resumes_after_sigkill_from_outside(tmp_path: Path,
                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
-    """No crash point: the test kills the process itself once the first batch is journaled."""
+    """No crash point: the test kills the process itself once the first flush group is journaled."""
     ref = reference(tmp_path_factory)
     run = start_from(ref, ref.after_tree, tmp_path)
     args = ["generate", "c.yaml", "--run-dir", str(run)]

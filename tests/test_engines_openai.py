@@ -258,3 +258,51 @@ def test_bundled_model_behind_the_server_honours_the_schema(serve: Callable[...,
     assert [c.text for c in out] == [c.text for c in direct], "same requests, same seeds, same answers, same order"
     assert [c.prompt_tokens for c in out] == [c.prompt_tokens for c in direct]
     assert all(body.get("response_format") for body, _ in server.posts)
+
+
+class Feed:
+    """A re-pollable request source (as the sample generator's): `StopIteration` means "nothing now";
+    what is appended later is pulled at the next poll. Counts pulls, to check the in-flight bound."""
+
+    def __init__(self, requests: list[ChatRequest]) -> None:
+        self.queue, self.pulled = list(requests), 0
+
+    def __iter__(self) -> Feed:
+        return self
+
+    def __next__(self) -> ChatRequest:
+        if not self.queue:
+            raise StopIteration
+        self.pulled += 1
+        return self.queue.pop(0)
+
+
+def test_stream_yields_each_completion_as_it_finishes_with_bounded_in_flight(serve: Callable[..., Server]) -> None:
+    """Request 0 is slow: the others (and a retry appended while consuming) come back before it; at most
+    3 are pulled ahead of what came back, and the server never sees more than 3 at once."""
+    server = serve(lambda body, _h: ok(f"answer {index(body)}"),
+                   delay=lambda body: 0.6 if index(body) == 0 else 0.02)
+    feed = Feed([req(i) for i in range(8)])
+    seen: list[tuple[int, str]] = []
+    for position, completion in engine_for(server.url, max_concurrency=8).stream(feed, max_in_flight=3):
+        assert feed.pulled - len(seen) <= 3, "pulled lazily: never more than max_in_flight outstanding"
+        seen.append((position, completion.text))
+        if len(seen) == 1:
+            feed.queue.append(req(20))  # a retry joins the same stream
+    assert sorted(seen) == sorted([(i, f"answer {i}") for i in range(8)] + [(8, "answer 20")])
+    assert seen[-1] == (0, "answer 0"), "no barrier: everything else finished before the slow request"
+    assert server.max_in_flight <= 3
+
+
+def test_stream_spreads_over_the_fleet_and_stops_on_a_fatal_error(serve: Callable[..., Server]) -> None:
+    a, b = (serve(lambda body, _h: ok(str(index(body))), delay=lambda _body: 0.02) for _ in range(2))
+    engine = engine_for(f"{a.url},{b.url}", max_concurrency=4)
+    out = dict(engine.stream([req(i) for i in range(12)], max_in_flight=4))
+    assert {i: c.text for i, c in out.items()} == {i: str(i) for i in range(12)}
+    assert a.posts and b.posts and len(a.posts) + len(b.posts) == 12
+    single = engine_for(a.url, max_retries=0)
+    a.close()
+    with pytest.raises(ServerUnreachableError, match="stopped answering"):
+        list(single.stream([req(i) for i in range(5)], max_in_flight=2))
+    with pytest.raises(ValueError, match="at least 1"):
+        next(engine.stream([req(0)], max_in_flight=0))

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from topictree_hf.config import Config
-from topictree_hf.dedup import NoDeduper
 from topictree_hf.engines.base import Engine
 from topictree_hf.eval.report import evaluate
 from topictree_hf.generation.generator import SampleGenerator
@@ -23,9 +22,8 @@ N = 18
 
 def generate(engine: Engine, tree: TopicTree, run: Path, naive: bool) -> list[dict]:
     config = Config(generation={"num_samples": N, "temperature": 0.2, "max_tokens": 128, "max_retries": 1,
-                                "formats": ["qa"]}, engine={"batch_size": N})
-    kwargs = {"dedup": NoDeduper(), "naive": True} if naive else {}
-    SampleGenerator(engine, config, RunDir(run), **kwargs).run(tree)
+                                "formats": ["qa"], "dedup": "none", "angles": not naive}, engine={"batch_size": N})
+    SampleGenerator(engine, config, RunDir(run)).run(tree)
     return [s.to_json() for s in RunDir(run).iter_samples()]
 
 

@@ -5,8 +5,8 @@
 Points (each stage has at least three; tests/test_crash_*.py kill at every one and rerun):
 
     tree.level      a tree level was journaled in tree.jsonl (before the next level starts)
-    gen.generated   the engine answered a sample batch; nothing of it is journaled yet
-    gen.batch       a sample batch was journaled (samples and failures)
+    gen.generated   the engine stream handed back one sample completion; it is not judged or journaled yet
+    gen.batch       a flush group of judged samples was journaled (samples and failures)
     journal.torn    a journal batch is half written (last line torn mid-record) and made durable
     build.rows      the dataset builder yielded its n-th row (parquet files half written)
     build.staged    the dataset folder is complete in its temp sibling, not yet renamed into place

@@ -35,7 +35,12 @@ def say(text: str) -> None:
 @contextmanager
 def engine_for(config: Config) -> Iterator[Engine]:
     start = time.perf_counter()
-    say(f"loading {config.engine.model} on the {config.engine.backend} backend ...")
+    backend = config.engine.backend
+    if backend == "auto":
+        from topictree_hf.engines.auto import pick_backend
+
+        backend = f"{pick_backend()} (auto)"
+    say(f"loading {config.engine.model} on the {backend} backend ...")
     engine = create_engine(config.engine)
     say(f"model ready in {time.perf_counter() - start:.1f}s")
     try:

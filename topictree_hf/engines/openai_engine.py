@@ -1,10 +1,10 @@
 """The `openai` backend: any OpenAI-compatible server (`vllm serve`, llama.cpp, TGI, ...), or a fleet
 of them behind no load balancer.
 
-Many requests in flight (bounded by `engine.max_concurrency`), JSON schema through the standard
-`response_format: json_schema` (vLLM honours it), retries with exponential backoff on 429, 5xx and
-connection errors. Standard library HTTP only. The API key, if any, is read from the environment
-variable the config names and never written anywhere.
+Many requests in flight (bounded by `engine.max_concurrency`; `stream` yields each as it finishes),
+JSON schema through the standard `response_format: json_schema` (vLLM honours it), retries with
+exponential backoff on 429, 5xx and connection errors. Standard library HTTP only. The API key, if
+any, is read from the environment variable the config names and never written anywhere.
 
 With several `engine.base_url`s each request goes to the server with the fewest requests in flight
 (ties in turn). A server that still fails after `max_retries` is marked down for `server_retry_after`
@@ -22,13 +22,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
 from topictree_hf.config import BUNDLED_MODEL, EngineConfig
-from topictree_hf.engines.base import ChatRequest, Completion, Engine, FinishReason, Progress
+from topictree_hf.engines.base import ChatRequest, Completion, Engine, FinishReason, Progress, check_in_flight
 from topictree_hf.errors import ConfigError, EngineError, ServerUnreachableError
 
 logger = logging.getLogger(__name__)
@@ -192,17 +192,36 @@ class OpenAIEngine(Engine):
 
     def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:
         results: list[Completion | None] = [None] * len(requests)
-        workers = max(1, min(self.config.max_concurrency, len(requests)))
-        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="topictree-http")
+        for index, completion in self.stream(requests, max(1, len(requests))):
+            results[index] = completion
+            if progress is not None:
+                progress(1)
+        return [r for r in results if r is not None]
+
+    def stream(
+        self, requests: Iterable[ChatRequest], max_in_flight: int | None = None
+    ) -> Iterator[tuple[int, Completion]]:
+        """Requests pulled lazily, each sent on its own (to the fleet's least busy server), at most
+        `max_in_flight` outstanding and `engine.max_concurrency` on the wire; each completion is yielded
+        as soon as its response arrives, and the iterable is polled again after every completion (appended
+        retries are picked up). A fatal error (every server down, a refused key) ends the stream."""
+        bound = min(check_in_flight(max_in_flight) or self.config.max_concurrency, self.config.max_concurrency)
+        source = iter(requests)
+        pending: dict[Future[Completion], int] = {}
+        pulled = 0
+        pool = ThreadPoolExecutor(max_workers=bound, thread_name_prefix="topictree-http")
         try:
-            futures = {pool.submit(self._complete, r): i for i, r in enumerate(requests)}
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                if progress is not None:
-                    progress(1)
+            while True:
+                while len(pending) < bound and (request := next(source, None)) is not None:
+                    pending[pool.submit(self._complete, request)] = pulled
+                    pulled += 1
+                if not pending:
+                    return
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    yield pending.pop(future), future.result()
         finally:  # on a fatal error, requests not yet sent are dropped rather than retried in vain
             pool.shutdown(wait=True, cancel_futures=True)
-        return [r for r in results if r is not None]
 
     def _complete(self, request: ChatRequest) -> Completion:
         body = self.body(request)

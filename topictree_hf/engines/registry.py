@@ -56,3 +56,4 @@ def create_engine(config: EngineConfig) -> Engine:
 register_backend("transformers", "topictree_hf.engines.transformers_engine:TransformersEngine")
 register_backend("vllm", "topictree_hf.engines.vllm_engine:VLLMEngine")
 register_backend("openai", "topictree_hf.engines.openai_engine:OpenAIEngine")
+register_backend("auto", "topictree_hf.engines.auto:create_auto")

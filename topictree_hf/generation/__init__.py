@@ -1,1 +1,1 @@
-"""Sample generation: formats, prompt templates, allocation over leaves, batched validated generation."""
+"""Sample generation: formats, prompt templates, allocation over leaves, streamed validated generation."""

@@ -27,7 +27,7 @@ from typing import Any
 
 from topictree_hf import faults
 from topictree_hf.config import Config, GenerationConfig
-from topictree_hf.dedup import Deduper, NoDeduper, make_deduper
+from topictree_hf.dedup import Deduper, make_deduper
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, SamplingParams
 from topictree_hf.generation.allocate import Task, allocate, total_tasks
 from topictree_hf.generation.formats import Format, get_format
@@ -79,7 +79,7 @@ class Summary:
     rejections: Counter[str] = field(default_factory=Counter)
     failures: Counter[str] = field(default_factory=Counter)
     output_tokens: int = 0
-    engine_calls: int = 0
+    engine_calls: int = 0  # engine streams opened: one per `generate_tasks` (a local run: 1; Ray: one per block)
     seconds: float = 0.0
     mode: str = ""
 
@@ -126,21 +126,20 @@ class SampleGenerator:
     flush_records = 16  # journal flush group: this many judged records (fewer when fewer are in flight) ...
     flush_seconds = 2.0  # ... or this long after the oldest unflushed one, whichever comes first
 
-    def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None,
-                 naive: bool = False) -> None:
-        """`naive=True` is the baseline that repeated prompting gives: one fixed angle for every sample
-        and (unless `dedup` is given) no de-duplication."""
+    def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None) -> None:
+        """`generation.angles: false` gives every sample one fixed angle, as repeated prompting does;
+        de-duplication is the config's (or `dedup`) in every variant, so comparisons stay fair."""
         gen = config.generation
         self.engine, self.config, self.gen, self.run_dir = engine, config, gen, run_dir
         self.mode = resolve_mode(gen.mode, engine)
         self.formats: dict[str, Format] = {f: get_format(f, gen.custom) for f in gen.formats}
         self.templates = {f: _load_template(gen, f) for f in gen.formats}
         self.schemas = {f: fmt.schema(gen.chat_turns) for f, fmt in self.formats.items()}
-        self.dedup: Deduper = dedup or (NoDeduper() if naive else make_deduper(gen))
-        self.naive = naive
+        self.dedup: Deduper = dedup or make_deduper(gen)
+        self.fixed_angle = not gen.angles
 
     def prompt(self, task: Task, reason: str | None = None) -> list[dict[str, str]]:
-        angle = NAIVE_ANGLE if self.naive else task.angle
+        angle = NAIVE_ANGLE if self.fixed_angle else task.angle
         context = {"path": list(task.path), "root": task.path[0], "leaf": task.path[-1], "angle": angle,
                    "instructions": self.gen.instructions, "mode": self.mode, "turns": self.gen.chat_turns,
                    "language": None, "index": task.index}
@@ -246,7 +245,7 @@ class SampleGenerator:
         return Sample(id=t.id, topic_path=list(t.path), leaf_id=t.leaf_id, leaf=t.path[-1], depth=len(t.path) - 1,
                       format=t.format, messages=messages, model=self.engine.model_name, backend=self.engine.backend,
                       mode=self.mode, template=self.templates[t.format].name,
-                      angle=NAIVE_ANGLE if self.naive else t.angle, temperature=req.sampling.temperature,
+                      angle=NAIVE_ANGLE if self.fixed_angle else t.angle, temperature=req.sampling.temperature,
                       top_p=req.sampling.top_p, seed=req.sampling.seed, finish_reason=out.finish_reason,
                       prompt_tokens=out.prompt_tokens, output_tokens=out.output_tokens, attempt=job.attempt)
 

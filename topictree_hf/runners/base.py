@@ -29,5 +29,5 @@ class Runner(ABC):
 
     @abstractmethod
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
-                 progress: Progress | None = None, naive: bool = False) -> None:
+                 progress: Progress | None = None) -> None:
         """Generate, judge and journal the pending `tasks` in the run dir; add the counts to `summary`."""

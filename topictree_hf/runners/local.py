@@ -25,5 +25,5 @@ class LocalRunner(Runner):
         return work(config, self.engine, run_dir, progress)
 
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
-                 progress: Progress | None = None, naive: bool = False) -> None:
-        SampleGenerator(self.engine, config, run_dir, naive=naive).generate_here(tasks, summary, progress)
+                 progress: Progress | None = None) -> None:
+        SampleGenerator(self.engine, config, run_dir).generate_here(tasks, summary, progress)

@@ -228,13 +228,13 @@ class RayRunner(Runner):
         return tree
 
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
-                 progress: Progress | None = None, naive: bool = False) -> None:
+                 progress: Progress | None = None) -> None:
         """The pending tasks in blocks on the actor pool; every block's failure shard is folded into
         failures.jsonl afterwards (also when the run fails: what finished is kept)."""
         rows = [task_row(t) for t in tasks]
         try:
             if rows:
-                _run_blocks(require_ray(), config, run_dir, rows, self.options, summary, progress, naive)
+                _run_blocks(require_ray(), config, run_dir, rows, self.options, summary, progress)
         finally:
             merge_failure_shards(run_dir)
 
@@ -245,7 +245,7 @@ def _tree_task(work: TreeWork, config: Config, path: str, engine_factory: Engine
 
 
 def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, rows: list[dict[str, Any]], options: RayOptions,
-                summary: Summary, progress: Progress | None, naive: bool) -> None:
+                summary: Summary, progress: Progress | None) -> None:
     block_size = options.block_size or 4 * config.engine.batch_size
     blocks = math.ceil(len(rows) / block_size)
     workers = default_workers(ray, config.engine, options, blocks)
@@ -254,7 +254,7 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, rows: list[dic
     results = dataset.map_batches(
         SampleWorker,
         fn_constructor_kwargs={"config": config, "run_path": str(run_dir.path),
-                               "engine_factory": options.engine_factory, "naive": naive},
+                               "engine_factory": options.engine_factory},
         batch_size=block_size,
         compute=ray.data.ActorPoolStrategy(size=workers),
         **actor_resources(config.engine, options, supports_fn),
@@ -276,13 +276,12 @@ class SampleWorker:
     A TopicTreeError (model missing on this node, server down, ...) comes back as a result row, so the
     driver re-raises it as the same one-line error instead of Ray's wrapped traceback."""
 
-    def __init__(self, config: Config, run_path: str, engine_factory: EngineFactory | None = None,
-                 naive: bool = False) -> None:
+    def __init__(self, config: Config, run_path: str, engine_factory: EngineFactory | None = None) -> None:
         self.error: TopicTreeError | None = None
         self.run_dir = RunDir(Path(run_path))
         try:
             self.engine = (engine_factory or create_engine)(worker_engine_config(config.engine))
-            self.generator = SampleGenerator(self.engine, config, self.run_dir, naive=naive)
+            self.generator = SampleGenerator(self.engine, config, self.run_dir)
             self.generator.remember(self.run_dir.iter_samples())  # what earlier runs kept, for the dedup
         except TopicTreeError as exc:
             self.error = exc
