@@ -16,6 +16,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from feed import Feed
 from http_support import json_handler
 
 from topictree_hf.config import EngineConfig
@@ -260,23 +261,6 @@ def test_bundled_model_behind_the_server_honours_the_schema(serve: Callable[...,
     assert all(body.get("response_format") for body, _ in server.posts)
 
 
-class Feed:
-    """A re-pollable request source (as the sample generator's): `StopIteration` means "nothing now";
-    what is appended later is pulled at the next poll. Counts pulls, to check the in-flight bound."""
-
-    def __init__(self, requests: list[ChatRequest]) -> None:
-        self.queue, self.pulled = list(requests), 0
-
-    def __iter__(self) -> Feed:
-        return self
-
-    def __next__(self) -> ChatRequest:
-        if not self.queue:
-            raise StopIteration
-        self.pulled += 1
-        return self.queue.pop(0)
-
-
 def test_stream_yields_each_completion_as_it_finishes_with_bounded_in_flight(serve: Callable[..., Server]) -> None:
     """Request 0 is slow: the others (and a retry appended while consuming) come back before it; at most
     3 are pulled ahead of what came back, and the server never sees more than 3 at once."""
@@ -288,7 +272,7 @@ def test_stream_yields_each_completion_as_it_finishes_with_bounded_in_flight(ser
         assert feed.pulled - len(seen) <= 3, "pulled lazily: never more than max_in_flight outstanding"
         seen.append((position, completion.text))
         if len(seen) == 1:
-            feed.queue.append(req(20))  # a retry joins the same stream
+            feed.append(req(20))  # a retry joins the same stream
     assert sorted(seen) == sorted([(i, f"answer {i}") for i in range(8)] + [(8, "answer 20")])
     assert seen[-1] == (0, "answer 0"), "no barrier: everything else finished before the slow request"
     assert server.max_in_flight <= 3

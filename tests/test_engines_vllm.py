@@ -12,12 +12,12 @@ import os
 import struct
 import sys
 import types
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from feed import Feed
 
 from topictree_hf.config import BUNDLED_MODEL, EngineConfig
 from topictree_hf.engines import ChatRequest, SamplingParams, create_engine
@@ -348,22 +348,13 @@ def test_stream_pulls_lazily_and_keeps_at_most_max_in_flight(stub_engine: VLLMEn
 
 
 def test_stream_picks_up_retries_appended_while_consuming(stub_engine: VLLMEngine) -> None:
-    queue: deque[ChatRequest] = deque(text_request(i) for i in range(3))
-
-    class Feed:  # re-polled after each completion: empty now does not mean finished
-        def __iter__(self) -> Feed:
-            return self
-
-        def __next__(self) -> ChatRequest:
-            if not queue:
-                raise StopIteration
-            return queue.popleft()
+    feed = Feed(text_request(i) for i in range(3))  # re-polled after each completion
 
     done = []
-    for index, completion in stub_engine.stream(Feed(), max_in_flight=2):
+    for index, completion in stub_engine.stream(feed, max_in_flight=2):
         done.append((index, completion.text))
         if completion.text == "r1":
-            queue.append(text_request(9))  # a retry
+            feed.append(text_request(9))  # a retry
     assert sorted(done) == [(0, "r0"), (1, "r1"), (2, "r2"), (3, "r9")]
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from feed import Feed
 from test_generation import answer, leaf_of, make_tree
 
 from topictree_hf.config import Config
@@ -21,23 +22,6 @@ from topictree_hf.generation.allocate import allocate
 from topictree_hf.generation.generator import SampleGenerator, Summary
 from topictree_hf.journal import Journal
 from topictree_hf.rundir import RunDir
-
-
-class Feed:
-    """Re-pollable: `StopIteration` while empty, more after `queue.append`. Counts pulls."""
-
-    def __init__(self, n: int) -> None:
-        self.queue = [req(i) for i in range(n)]
-        self.pulled = 0
-
-    def __iter__(self) -> Feed:
-        return self
-
-    def __next__(self) -> ChatRequest:
-        if not self.queue:
-            raise StopIteration
-        self.pulled += 1
-        return self.queue.pop(0)
 
 
 def req(i: int) -> ChatRequest:
@@ -95,13 +79,13 @@ def journal_lines(path: Path) -> list[dict[str, Any]]:
 
 def test_default_stream_pulls_lazily_in_bounded_chunks_and_is_polled_again() -> None:
     engine = FakeEngine(echo)
-    feed = Feed(5)
+    feed = Feed(req(i) for i in range(5))
     seen: list[tuple[int, str]] = []
     for index, completion in engine.stream(feed, max_in_flight=2):
         assert feed.pulled - len(seen) <= 2, "never more than max_in_flight outstanding"
         seen.append((index, completion.text))
         if len(seen) == 1:
-            feed.queue.append(req(20))  # a retry, appended while the stream runs
+            feed.append(req(20))  # a retry, appended while the stream runs
     assert seen == [(i, f"request {i}") for i in range(5)] + [(5, "request 20")]
     assert [len(call) for call in engine.calls] == [2, 2, 2]
 

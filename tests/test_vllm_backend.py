@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
 import pytest
+from feed import Feed
 from vllm_support import VLLMSession, descendants, lent_backend, vllm_session  # noqa: F401 - a fixture
 
 from topictree_hf.cli import main
@@ -149,23 +149,14 @@ def test_stream_yields_each_index_once_as_it_finishes(vllm_session: VLLMSession)
 
 
 def test_a_retry_appended_mid_stream_completes(vllm_session: VLLMSession) -> None:  # noqa: F811
-    queue: deque[ChatRequest] = deque(text_request(i) for i in range(4))
-
-    class Feed:  # re-polled after every completion: what the caller appends is picked up
-        def __iter__(self) -> Feed:
-            return self
-
-        def __next__(self) -> ChatRequest:
-            if not queue:
-                raise StopIteration
-            return queue.popleft()
+    feed = Feed(text_request(i) for i in range(4))  # re-polled after every completion
 
     seen: list[int] = []
-    for index, completion in vllm_session.engine.stream(Feed(), max_in_flight=2):
+    for index, completion in vllm_session.engine.stream(feed, max_in_flight=2):
         seen.append(index)
         assert completion.finish_reason in ("stop", "length")
         if len(seen) == 1:
-            queue.append(text_request(20))  # the retry
+            feed.append(text_request(20))  # the retry
     assert sorted(seen) == [0, 1, 2, 3, 4]
 
 
