@@ -97,6 +97,8 @@ CASES = [
          "does not exist"),
     Case("model not in local cache", "environment", ["tree", "--model", "someone/some-model", "--run-dir", "{tmp}/r"],
          "hf download someone/some-model"),
+    Case("model path is a file but no model", "config", ["tree", "--model", "{tmp}/notes.txt", "--run-dir", "{tmp}/r"],
+         "is not a model", setup=_write("notes.txt", "hello")),
     Case("vllm not installed", "environment", ["tree", "--backend", "vllm", "--run-dir", "{tmp}/r"],
          "pip install 'topictree-hf[vllm]'", hide=("vllm",)),
     Case("server unreachable", "environment",

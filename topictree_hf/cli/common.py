@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from topictree_hf.cli.parser import overrides
-from topictree_hf.config import Config, load_config
+from topictree_hf.config import BUNDLED_MODEL, Config, load_config
 from topictree_hf.engines import Engine, create_engine
 from topictree_hf.generation.generator import Summary, check_generation
 from topictree_hf.pipeline import Watcher
@@ -40,9 +40,13 @@ def engine_for(config: Config) -> Iterator[Engine]:
         from topictree_hf.engines.auto import pick_backend
 
         backend = f"{pick_backend()} (auto)"
-    say(f"loading {config.engine.model} on the {backend} backend ...")
+    model = config.engine.model
+    if config.engine.backend == "openai" and model == BUNDLED_MODEL:
+        model = "the model the server serves"  # the engine asks the server which one
+    say(f"loading {model} on the {backend} backend ...")
     engine = create_engine(config.engine)
-    say(f"model ready in {time.perf_counter() - start:.1f}s")
+    served = f" ({engine.model_name})" if engine.model_name != config.engine.model else ""
+    say(f"model ready in {time.perf_counter() - start:.1f}s{served}")
     try:
         yield engine
     finally:

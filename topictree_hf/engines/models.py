@@ -67,6 +67,9 @@ def resolve_model(model: str) -> ModelSource:
         if not path.is_file():
             raise ModelNotFoundError(f"model file {model} does not exist; pass an existing .gguf file or folder")
         return ModelSource(path.parent, path.name)
+    if path.is_file():
+        raise ModelNotFoundError(f"model file {model} is not a model (not a .gguf file); pass a .gguf file, a Hugging "
+                                 f"Face model folder, or {next(iter(BUNDLED))}")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model folder {model} has no config.json; pass a Hugging Face model folder")
