@@ -94,3 +94,28 @@ def test_generate_resumes_after_sigkill_from_outside(tmp_path: Path,
     assert 0 < len(before) < len(ref.samples()) + len(ref.failures())
     assert_ok(topictree(args, tmp_path))
     check_complete(run, ref.samples(), ref.failures(), before)
+
+
+def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path: Path,
+                                                         tmp_path_factory: pytest.TempPathFactory) -> None:
+    """`kill PID` (SIGTERM) runs the same clean-up as Ctrl-C: exit 130, one line, engine closed."""
+    ref = reference(tmp_path_factory)
+    run = start_from(ref, ref.after_tree, tmp_path)
+    args = ["generate", "c.yaml", "--run-dir", str(run)]
+    env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1", "FAKE_FLAKY": "1", "FAKE_DELAY": "0.05"}
+    env.pop("TOPICTREE_CRASH_AT", None)
+    proc = subprocess.Popen([sys.executable, str(TESTS / "fake_cli.py"), *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    shard = run / "samples-00000.jsonl"
+    deadline = time.monotonic() + 60
+    while proc.poll() is None and time.monotonic() < deadline and not (shard.exists() and shard.stat().st_size):
+        time.sleep(0.01)
+    assert proc.poll() is None, "generate ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "topictree generate: interrupted; rerun the same command to resume"
+    before = journaled_ids(run)
+    assert 0 < len(before) < len(ref.samples()) + len(ref.failures())
+    assert_ok(topictree(args, tmp_path))
+    check_complete(run, ref.samples(), ref.failures(), before)

@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
 from topictree_hf.cli import commands
 from topictree_hf.cli.parser import Parser
@@ -42,6 +45,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _quiet_libraries(args)
     debug = os.environ.get("TOPICTREE_DEBUG", "") not in ("", "0")
+    previous = _sigterm_as_interrupt()
     try:
         return int(args.func(args) or 0)
     except TopicTreeError as exc:
@@ -58,6 +62,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"topictree {args.command}: internal error: {exc.__class__.__name__}: {_one_line(exc)} "
               "(rerun with TOPICTREE_DEBUG=1 for a traceback and report it)", file=sys.stderr)
         return 1
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _sigterm_as_interrupt() -> Any:
+    """`kill PID` stops a command as Ctrl-C does: journals flushed, the engine closed (vLLM's engine and
+    worker processes would otherwise outlive this one). Returns the handler to restore."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_interrupt)
 
 
 def _one_line(exc: BaseException) -> str:
