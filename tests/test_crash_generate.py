@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -74,19 +75,7 @@ def test_generate_resumes_after_sigkill_from_outside(tmp_path: Path,
                                                      tmp_path_factory: pytest.TempPathFactory) -> None:
     """No crash point: the test kills the process itself once the first flush group is journaled."""
     ref = reference(tmp_path_factory)
-    run = start_from(ref, ref.after_tree, tmp_path)
-    args = ["generate", "c.yaml", "--run-dir", str(run)]
-    env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1", "FAKE_FLAKY": "1", "FAKE_DELAY": "0.05"}
-    env.pop("TOPICTREE_CRASH_AT", None)
-    proc = subprocess.Popen([sys.executable, str(TESTS / "fake_cli.py"), *args], cwd=tmp_path, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    shard = run / "samples-00000.jsonl"
-    deadline = time.monotonic() + 60
-    while proc.poll() is None and time.monotonic() < deadline:
-        if shard.exists() and shard.stat().st_size:
-            break
-        time.sleep(0.01)
-    assert proc.poll() is None, f"generate ended before it could be killed: {proc.stderr.read()}"  # type: ignore[union-attr]
+    proc, run, args = generate_until_first_flush(ref, tmp_path)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait() == -signal.SIGKILL
     proc.stderr.close()  # type: ignore[union-attr]
@@ -100,6 +89,20 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path: Path,
                                                          tmp_path_factory: pytest.TempPathFactory) -> None:
     """`kill PID` (SIGTERM) runs the same clean-up as Ctrl-C: exit 130, one line, engine closed."""
     ref = reference(tmp_path_factory)
+    proc, run, args = generate_until_first_flush(ref, tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "topictree generate: interrupted; rerun the same command to resume"
+    before = journaled_ids(run)
+    assert 0 < len(before) < len(ref.samples()) + len(ref.failures())
+    assert_ok(topictree(args, tmp_path))
+    check_complete(run, ref.samples(), ref.failures(), before)
+
+
+def generate_until_first_flush(ref: Any, tmp_path: Path) -> tuple[subprocess.Popen[str], Path, list[str]]:
+    """`topictree generate` in a real process (scripted model, slowed down), returned running once its
+    first flush group is journaled: the moment to stop it from outside."""
     run = start_from(ref, ref.after_tree, tmp_path)
     args = ["generate", "c.yaml", "--run-dir", str(run)]
     env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1", "FAKE_FLAKY": "1", "FAKE_DELAY": "0.05"}
@@ -110,12 +113,5 @@ def test_sigterm_stops_like_ctrl_c_and_the_rerun_resumes(tmp_path: Path,
     deadline = time.monotonic() + 60
     while proc.poll() is None and time.monotonic() < deadline and not (shard.exists() and shard.stat().st_size):
         time.sleep(0.01)
-    assert proc.poll() is None, "generate ended before it could be stopped"
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err
-    assert err.strip().splitlines()[-1] == "topictree generate: interrupted; rerun the same command to resume"
-    before = journaled_ids(run)
-    assert 0 < len(before) < len(ref.samples()) + len(ref.failures())
-    assert_ok(topictree(args, tmp_path))
-    check_complete(run, ref.samples(), ref.failures(), before)
+    assert proc.poll() is None, f"generate ended before it could be stopped: {proc.stderr.read()}"  # type: ignore[union-attr]
+    return proc, run, args
