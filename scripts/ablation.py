@@ -19,6 +19,7 @@ import argparse
 import json
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -142,7 +143,12 @@ def table(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     return "\n".join(rows)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # `kill PID` unwinds like Ctrl-C: the engine is closed, no vLLM process left behind
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
     a = parse_args()
     arms = [arm for arm in a.arms.split(",") if arm]
     a.out.mkdir(parents=True, exist_ok=True)
