@@ -38,6 +38,8 @@ class TreeConfig(_Model):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     max_tokens: int = Field(192, ge=16)
     force: bool = False
+    drift: bool = Field(True, description="re-ask a subtopic that leaves its path (MiniLM: closer to another "
+                        "domain than to the root, or to a parent's sibling than to its parent)")
 
 
 class CustomFormat(_Model):
@@ -46,6 +48,14 @@ class CustomFormat(_Model):
     messages: list[dict[str, str]] = Field(
         ..., description="role -> field mapping, e.g. [{role: user, field: question}, ...]"
     )
+
+
+class JudgeConfig(_Model):
+    """`generation.judge`: the optional LLM judge. `model: None` judges with the generating engine."""
+
+    model: str | None = Field(None, description="model for the judge; None = the engine that generates")
+    rubric: str | None = Field(None, description="replaces the default rubric")
+    threshold: int = Field(3, ge=1, le=5, description="samples scored below this are rejected and retried")
 
 
 class GenerationConfig(_Model):
@@ -68,6 +78,14 @@ class GenerationConfig(_Model):
     max_retries: int = Field(1, ge=0, le=5)
     templates: dict[str, str] = Field(default_factory=dict, description="format -> template file override")
     custom: CustomFormat | None = None
+    rules: bool = Field(True, description="rule checks reject samples that teach nothing (an answer that restates "
+                        "its question or describes an answer, placeholders, ...); false keeps them")
+    judge: JudgeConfig | None = Field(None, description="an LLM judge scores each valid sample 1-5; samples under "
+                                      "its threshold are rejected and retried")
+    topup_budget: float = Field(3.0, ge=1.0, le=20.0, description="requests sent at most this many times the samples "
+                                "asked for (first tries, retries and top-ups together) to deliver the count")
+    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, description="sampling repetition penalty; "
+                                             "None = the default for the model's size")
 
     @field_validator("formats")
     @classmethod

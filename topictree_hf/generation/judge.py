@@ -23,8 +23,7 @@ import json
 import re
 from collections.abc import Mapping, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
-
+from topictree_hf.config import JudgeConfig  # noqa: F401  (re-exported: it lived here first)
 from topictree_hf.engines.base import ChatRequest, SamplingParams
 from topictree_hf.wordforms import content_words, singular, words
 
@@ -187,16 +186,6 @@ JUDGE_SCHEMA: dict[str, object] = {
 }
 MAX_TURN_CHARS = 1500  # bounds the judge's prompt (and its cost) whatever the sample's length
 JUDGE_MAX_TOKENS = 80
-
-
-class JudgeConfig(BaseModel):
-    """`generation.judge`: the optional LLM judge. `model: None` judges with the generating engine."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = Field(None, description="model for the judge; None = the engine that generates")
-    rubric: str | None = Field(None, description="replaces the default rubric")
-    threshold: int = Field(3, ge=1, le=5, description="samples scored below this are rejected and retried")
 
 
 def judge_messages(messages: Messages, path: Sequence[str], rubric: str | None = None) -> list[dict[str, str]]:
