@@ -29,7 +29,7 @@ import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from topictree_hf.config import Config
 from topictree_hf.engines import Engine, create_engine
@@ -72,6 +72,11 @@ class Watcher:
 
     def generate_done(self, summary: Summary, run_dir: RunDir) -> None:
         """The generate stage finished (its summary is also in run_dir/summary.json)."""
+
+    eval_progress = False  # draw the evaluation's progress bars (stderr)
+
+    def eval_done(self, result: dict[str, Any], dataset_dir: Path) -> None:
+        """`topictree run` measured the dataset (`eval_stage`); the card has the table."""
 
 
 def open_engine(config: Config) -> Engine:
@@ -225,8 +230,9 @@ def variant_config(config: Config, variant: str, flat_size: int | None = None) -
 
 
 def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
-            force: bool = False, overwrite: bool = False) -> BuildResult:
-    """`topictree run`: tree, samples (the engine or cluster open for both), then the dataset folder."""
+            force: bool = False, overwrite: bool = False, evaluate: bool = True) -> BuildResult:
+    """`topictree run`: tree, samples (the engine or cluster open for both), the dataset folder, then
+    (unless `evaluate` is False) its diversity figures in the card (`eval_stage`)."""
     watcher = watcher or Watcher()
     run_dir.prepare(config, force)
     with open_where() as where:
@@ -234,7 +240,23 @@ def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Wat
             tree = tree_stage(config, where, run_dir, bar)
         watcher.tree_done(tree)
         _generate(config, where, run_dir, tree, watcher)
-    return build_stage(run_dir, config.dataset_dir, overwrite)
+    result = build_stage(run_dir, config.dataset_dir, overwrite)
+    if evaluate:
+        watcher.eval_done(eval_stage(result.out, progress=watcher.eval_progress), result.out)
+    return result
+
+
+def eval_stage(dataset_dir: Path, *, progress: bool = False) -> dict[str, Any]:
+    """`topictree eval` on a dataset folder, the default settings (embeddings of at most 2,000
+    samples), the table written into its card's Diversity section; returns the figures."""
+    from topictree_hf.eval import EvalSettings, card_body, evaluate, read_source, write_card_section
+
+    source = read_source(dataset_dir)
+    result = evaluate(source.records, tree_leaves=source.tree_leaves, failures=source.failures,
+                      settings=EvalSettings(), progress=progress)
+    if source.card is not None and source.card.is_file():
+        write_card_section(source.card, card_body(result, command="topictree eval DATASET_DIR"))
+    return result
 
 
 def _generate(config: Config, where: Where, run_dir: RunDir, tree: TopicTree, watcher: Watcher,

@@ -30,6 +30,7 @@ from topictree_hf import __version__
 from topictree_hf.config import Config, resolved_dict
 from topictree_hf.errors import RunDirError
 from topictree_hf.journal import read_jsonl, write_json_atomic
+from topictree_hf.provenance import tool_source
 from topictree_hf.records import Failure, RecordError, Sample
 
 RUN_FORMAT_VERSION = 1
@@ -119,7 +120,7 @@ class RunDir:
                 raise RunDirError(f"the config changed since {self.path} was made ({', '.join(changed)}); "
                                   "use a new --run-dir, or pass --force to continue with the new values")
         self.check_journals()
-        manifest = {"tool_version": __version__, "format_version": RUN_FORMAT_VERSION,
+        manifest = {"tool_version": __version__, "tool_source": tool_source(), "format_version": RUN_FORMAT_VERSION,
                     "fingerprints": current, "config": resolved_dict(config)}
         if old is not None and TREE_SOURCE in old:
             manifest[TREE_SOURCE] = old[TREE_SOURCE]

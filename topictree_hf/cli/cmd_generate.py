@@ -46,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_arg(r)
     add_common_flags(r, list(COMMON_FLAGS))
     r.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    r.add_argument("--no-eval", action="store_true",
+                   help="skip the closing `topictree eval` (duplicates, diversity, topicality in the card)")
     r.add_argument("--runner", choices=("local", "ray"), default="local",
                    help="local: this process; ray: a Ray cluster, one engine per actor (extra `ray`)")
     r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
@@ -70,7 +72,8 @@ def run_all(args: argparse.Namespace) -> int:
         raise ConfigError("--ray-address and --workers apply to the Ray runner; add --runner ray")
     else:
         where = partial(engine_for, config)
-    result = pipeline.run_all(config, run_dir, where, CliWatcher(), force=args.force, overwrite=args.overwrite)
+    result = pipeline.run_all(config, run_dir, where, CliWatcher(), force=args.force, overwrite=args.overwrite,
+                              evaluate=not args.no_eval)
     say(f"dataset folder: {result.describe()}")
     print(config.dataset_dir)
     return 0

@@ -7,6 +7,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from topictree_hf.cli.parser import overrides
@@ -115,3 +116,23 @@ class CliWatcher(Watcher):
     def generate_done(self, summary: Summary, run_dir: RunDir) -> None:
         print_generation_summary(summary.to_dict())
         say(f"samples journaled in {run_dir.path}")
+
+    eval_progress = True
+
+    def eval_done(self, result: dict[str, Any], dataset_dir: Path) -> None:
+        print_eval_summary(result)
+        say(f"the full table is in the Diversity section of {dataset_dir / 'README.md'}")
+
+
+def print_eval_summary(result: dict[str, Any]) -> None:
+    """The closing evaluation in two lines (the card has the whole table)."""
+    d, q = result["diversity"], result["quality"]
+
+    def pct(value: Any) -> str:
+        return "n/a" if value is None else f"{100 * value:.1f}%"
+
+    vendi = d.get("vendi_score")
+    say(f"eval: {result['samples']} samples, exact dup {pct(d.get('exact_duplicate_rate'))}, near dup "
+        f"{pct(d.get('near_duplicate_rate'))}, semantic dup {pct(d.get('semantic_duplicate_rate'))}, distinct-2 "
+        f"{d.get('distinct_2', 0):.3f}, Vendi {'n/a' if vendi is None else f'{vendi:.1f}'}, "
+        f"on-topic {pct(q.get('on_topic_rate'))}")

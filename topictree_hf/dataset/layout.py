@@ -155,7 +155,7 @@ def _move_shards(builder: TopicTreeBuilder, staging: Path) -> tuple[dict[str, in
 
 def _write_extras(source: RunSource, builder: TopicTreeBuilder, staging: Path) -> None:
     shutil.copyfile(source.run.tree_file, staging / "topic_tree.json")
-    write_generation_yaml(source, staging / "generation.yaml")
+    write_generation_yaml(source, staging / "generation.yaml", builder.stats.models)
     has_picture = _write_picture(source, staging / "assets" / "topic_tree.png")
     plan = builder.plan or SplitPlan("leaf", 0, frozenset())
     info = _card_info(builder, staging)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -66,14 +67,31 @@ def _scrub_text(text: str, where: str) -> str:
     return text
 
 
-def publishable_config(source: RunSource) -> dict[str, Any]:
+def publishable_config(source: RunSource, models: Collection[str] = ()) -> dict[str, Any]:
+    """The config to publish. `models`: the models the rows name; with the openai backend the
+    server decides the model (the config may name none, or the bundled default), so the one the
+    rows name is recorded."""
     data = scrub(resolved_dict(source.config))
     for section, key in _LOCAL_PATHS:
         data.get(section, {}).pop(key, None)
+    served = served_model(source, models)
+    if served is not None:
+        data.setdefault("engine", {})["model"] = served
     return data
 
 
-def write_generation_yaml(source: RunSource, path: Path) -> None:
-    text = HEADER.format(version=__version__) + yaml.safe_dump(publishable_config(source), sort_keys=False,
-                                                               allow_unicode=True)
+def served_model(source: RunSource, models: Collection[str]) -> str | None:
+    """The one model an openai server answered with, when the config names another; else None."""
+    if source.config.engine.backend != "openai" or len(set(models)) != 1:
+        return None
+    (model,) = set(models)
+    return model if model != source.config.engine.model else None
+
+
+def write_generation_yaml(source: RunSource, path: Path, models: Collection[str] = ()) -> None:
+    header = HEADER.format(version=__version__)
+    if served_model(source, models) is not None:
+        header += (f"# engine.model is the model the server served (the run's config said "
+                   f"{source.config.engine.model!r}).\n")
+    text = header + yaml.safe_dump(publishable_config(source, models), sort_keys=False, allow_unicode=True)
     path.write_text(text, encoding="utf-8")

@@ -7,7 +7,7 @@ build usually runs at the end of a long generation and the user needs to know wh
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class RunSource:
     tree: TopicTree
     tool_version: str | None
     summary: dict[str, Any]
+    tool_source: dict[str, Any] = field(default_factory=dict)  # version, commit, dirty (provenance.tool_source)
 
 
 def load_run(run_dir: Path | str) -> RunSource:
@@ -55,7 +56,9 @@ def load_run(run_dir: Path | str) -> RunSource:
     if not run.sample_shards():
         raise RunDirError(f"run dir {run.path} has no samples-*.jsonl; generate samples first with "
                           "`topictree run` on that run dir")
-    return RunSource(run, config, data, tree, manifest.get("tool_version"), _read_summary(run))
+    made_by = manifest.get("tool_source")
+    return RunSource(run, config, data, tree, manifest.get("tool_version"), _read_summary(run),
+                     made_by if isinstance(made_by, dict) else {})
 
 
 def _read_summary(run: RunDir) -> dict[str, Any]:
