@@ -42,9 +42,9 @@ def test_baseline_adds_ratios_and_json(run_dir: Path, baseline_dir: Path, tmp_pa
     out_json = tmp_path / "out" / "eval.json"
     assert main(["eval", str(run_dir), "--baseline", str(baseline_dir), "--json", str(out_json), *FAST]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("| metric | better | run | naive | ratio |")
+    assert out.startswith("| metric | better | run | naive | ratio | ahead |")
     exact_row = next(line for line in out.splitlines() if line.startswith("| exact duplicates |"))
-    assert exact_row.endswith("| 0.00x |")
+    assert exact_row.endswith("| 0.00x | run |")  # fewer duplicates: the run is ahead
     data = json.loads(out_json.read_text())
     assert data["set"]["kind"] == "run" and data["baseline"]["path"] == str(baseline_dir)
     assert data["baseline"]["diversity"]["near_duplicate_rate"] > data["set"]["diversity"]["near_duplicate_rate"]
@@ -61,7 +61,7 @@ def test_dataset_folder_gets_the_table_in_its_card(dataset: Path, baseline_dir: 
     assert "wrote the table into the diversity section" in capsys.readouterr().out
     assert main(["eval", str(dataset), "--baseline", str(baseline_dir), *FAST]) == 0  # rewritten, not appended
     again = (dataset / "README.md").read_text()
-    assert again.count("<!-- topictree:diversity:start -->") == 1 and "| ds | naive | ratio |" in again
+    assert again.count("<!-- topictree:diversity:start -->") == 1 and "| ds | naive | ratio | ahead |" in again
 
 
 def test_no_card_leaves_the_card_alone(dataset: Path) -> None:
@@ -109,3 +109,21 @@ def test_usage_errors_exit_2(run_dir: Path, capsys: pytest.CaptureFixture[str]) 
     with pytest.raises(SystemExit) as exc:
         main(["eval", str(run_dir), "--embed-sample", "-3"])
     assert exc.value.code == 2 and "must be at least 0 (0 means all samples)" in capsys.readouterr().err
+
+
+def test_baseline_comparison_is_at_equal_n_and_names_the_arm(run_dir: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """A larger baseline is cut to the set's count (seeded), the notes say so, `--unequal` keeps
+    all; a baseline run dir names its ablation arm from summary.json."""
+    big = write_run_dir(tmp_path / "big", templated_records(60), tree=False)
+    (big / "summary.json").write_text(json.dumps({"baseline": "naive+angles"}))
+    out_json = tmp_path / "eq.json"
+    assert main(["eval", str(run_dir), "--baseline", str(big), "--json", str(out_json), *FAST]) == 0
+    out = capsys.readouterr().out
+    data = json.loads(out_json.read_text())
+    assert data["set"]["samples"] == data["baseline"]["samples"] == 36
+    assert "| run | big (naive+angles) | ratio | ahead |" in out
+    assert "Both sets are measured at N = 36 (the larger cut by a seeded pick from 60)" in out
+    assert main(["eval", str(run_dir), "--baseline", str(big), "--json", str(out_json), "--unequal", *FAST]) == 0
+    assert json.loads(out_json.read_text())["baseline"]["samples"] == 60
+    assert "Both sets are measured at N" not in capsys.readouterr().out

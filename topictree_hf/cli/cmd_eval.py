@@ -32,6 +32,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--baseline", metavar="DIR2", help="a second set to compare with (ratios DIR / DIR2)")
     p.add_argument("--json", metavar="FILE", help="also write every figure as JSON to FILE")
     p.add_argument("--no-card", action="store_true", help="leave a dataset folder's README.md card as it is")
+    p.add_argument("--unequal", action="store_true",
+                   help="with --baseline: measure every sample of both sets (default: both at the smaller "
+                   "set's count, a seeded pick, since duplicate rates and Vendi grow with N)")
     p.add_argument("--embed-sample", type=_count, default=2000, metavar="N",
                    help="samples embedded for the semantic figures (fixed seed; 0 = all; default 2000)")
     p.add_argument("--turns", choices=("all", "assistant"), default="all",
@@ -42,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from topictree_hf.eval import EvalSettings, evaluate, read_source
     from topictree_hf.eval.table import card_body, check_card_section, format_table, table_notes, write_card_section
+    from topictree_hf.eval.text import equal_size
 
     settings = EvalSettings(turns=args.turns, embed_sample=args.embed_sample)
     target = read_source(args.dir)  # every input is checked before the slow part
@@ -49,12 +53,19 @@ def run(args: argparse.Namespace) -> int:
     card = target.card if target.card is not None and not args.no_card else None
     if card is not None and card.is_file():
         check_card_section(card)
-    results = [evaluate(s.records, tree_leaves=s.tree_leaves, failures=s.failures, settings=settings,
-                        progress=True) for s in ([target, base] if base else [target])]
+    sets = [target, base] if base else [target]
+    size = min(len(s.records) for s in sets)
+    cut = base is not None and not args.unequal and max(len(s.records) for s in sets) > size
+    results = [evaluate(equal_size(s.records, size) if cut else s.records, tree_leaves=s.tree_leaves,
+                        failures=s.failures, settings=settings, progress=True) for s in sets]
     result, baseline = results[0], (results[1] if base else None)
+    if cut:
+        result["equal_n"] = max(len(s.records) for s in sets)
     names = (_name(target.path), _name(base.path) if base else "baseline")
     if names[0] == names[1]:  # runs/a/dataset vs runs/b/dataset
         names = ("this set", "baseline")
+    if base is not None:
+        names = (names[0], names[1] + _variant(base.path))
     print(format_table(result, baseline, names))
     print()
     print(table_notes(result, baseline))
@@ -70,6 +81,18 @@ def run(args: argparse.Namespace) -> int:
     elif card is not None:
         print(f"note: {target.path} has no README.md card; the table was not written into one", file=sys.stderr)
     return 0
+
+
+def _variant(path: Path) -> str:
+    """" (naive)" for a run dir made by `topictree baseline --variant naive`, else ""."""
+    for folder in (path, path.parent):
+        try:
+            variant = json.loads((folder / "summary.json").read_text(encoding="utf-8")).get("baseline")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(variant, str) and variant:
+            return f" ({variant})"
+    return ""
 
 
 def _name(path: Path) -> str:

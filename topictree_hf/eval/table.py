@@ -76,11 +76,21 @@ def _ratio(value: Any, base: Any) -> str:
     return f"{value / base:.2f}x"
 
 
+def _ahead(value: Any, base: Any, row: Row, names: tuple[str, str]) -> str:
+    """Which set the row favours, as the two columns show it (a tie when they print the same)."""
+    if not row.better or value is None or base is None:
+        return ""
+    if fmt(value, row.style) == fmt(base, row.style):
+        return "tie"
+    first = value > base if row.better == "higher" else value < base
+    return names[0] if first else names[1]
+
+
 def format_table(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
                  names: tuple[str, str] = ("this set", "baseline")) -> str:
     """A Markdown table of `result` (from `evaluate`), side by side with `baseline` when given."""
     settings = result["settings"]
-    head = ["metric", "better", names[0]] + ([names[1], "ratio"] if baseline is not None else [])
+    head = ["metric", "better", names[0]] + ([names[1], "ratio", "ahead"] if baseline is not None else [])
     lines = ["| " + " | ".join(head) + " |", "| --- | --- |" + " ---: |" * (len(head) - 2)]
     group = ""
     for row in ROWS:
@@ -91,7 +101,8 @@ def format_table(result: Mapping[str, Any], baseline: Mapping[str, Any] | None =
         cells = [row.label.format(**settings), row.better, fmt(value, row.style)]
         if baseline is not None:
             base = baseline[row.group].get(row.key)
-            cells += [fmt(base, row.style), _ratio(value, base) if row.style != "int" else ""]
+            cells += [fmt(base, row.style), _ratio(value, base) if row.style != "int" else "",
+                      _ahead(value, base, row, names)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -101,13 +112,16 @@ def table_notes(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
     sizes = f"{result['embedded']:,} of {result['samples']:,}"
     if baseline is not None:
         sizes += f"; baseline {baseline['embedded']:,} of {baseline['samples']:,}"
+    equal = result.get("equal_n")
+    same_n = (f" Both sets are measured at N = {result['samples']:,} (the larger cut by a seeded pick from "
+              f"{equal:,})." if baseline is not None and equal else "")
     text = "user and assistant turns" if s["turns"] == "all" else "assistant turns"
     cap = f"at most {s['embed_sample']:,}" if s["embed_sample"] else "all"
     return (f"Measured on the {text} of each sample. * Embedding figures (all-MiniLM-L6-v2, first "
             f"{s['embed_max_tokens']} word pieces) use a fixed random sample (seed {s['seed']}) of {cap} "
             f"samples: {sizes} here. Duplicate rates count what a keep-the-first filter would drop. "
             "Compare sets of equal size: duplicate rates, self-BLEU and Vendi all grow with the number "
-            "of samples.")
+            "of samples." + same_n)
 
 
 def card_body(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,

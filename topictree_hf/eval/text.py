@@ -87,3 +87,10 @@ def fixed_sample(n: int, size: int, seed: int = 0) -> np.ndarray:
     if size <= 0 or n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def equal_size(records: list[dict[str, Any]], size: int, seed: int = 0) -> list[dict[str, Any]]:
+    """`size` of `records` by a seeded pick, kept in id order (all of them when there are no more):
+    two sets are compared at equal N, since duplicate rates, distinct-n and Vendi depend on N."""
+    ordered = sorted(records, key=lambda r: str(r.get("id", "")))
+    return [ordered[i] for i in fixed_sample(len(ordered), size, seed)]
