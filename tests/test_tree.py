@@ -29,8 +29,11 @@ def count_of(req: ChatRequest) -> int:
 
 
 def good(req: ChatRequest) -> str:
+    """Distinct, specific children that pass tree hygiene: "Root" -> "Zone A", "Zone B"; "Zone B" ->
+    "Zone BA", "Zone BB" (one new code word each, so no key repeats anywhere in the tree)."""
     topic = topic_of(req)
-    return json.dumps({"subtopics": [f"{topic} aspect {chr(65 + i)}" for i in range(count_of(req))]})
+    code = "" if topic == "Root" else topic.split()[-1]
+    return json.dumps({"subtopics": [f"Zone {code}{chr(65 + i)}" for i in range(count_of(req))]})
 
 
 def test_clean_topic_strips_list_markup() -> None:
@@ -91,8 +94,8 @@ def test_prompt_carries_full_path_and_siblings() -> None:
     engine = FakeEngine(good)
     TreeBuilder(engine, TreeConfig(depth=2, degree=2)).build("Root")
     prompt = engine.calls[1][0].messages[-1]["content"]
-    assert "Topic path: Root > Root aspect A" in prompt
-    assert "Root aspect B" in prompt  # the sibling, so children differ from cousins
+    assert "Topic path: Root > Zone A" in prompt
+    assert "Zone B" in prompt  # the sibling, so children differ from cousins
     schema = engine.calls[1][0].json_schema
     assert schema["properties"]["subtopics"]["minItems"] == 2
 
@@ -100,34 +103,34 @@ def test_prompt_carries_full_path_and_siblings() -> None:
 def test_short_nodes_are_reasked_together_and_failures_become_leaves() -> None:
     def responder(req: ChatRequest) -> str:
         topic = topic_of(req)
-        if topic == "Root aspect A":  # always duplicates: never reaches the degree
+        if topic == "Zone A":  # always duplicates: never reaches the degree
             return json.dumps({"subtopics": ["Same thing"] * count_of(req)})
-        if topic == "Root aspect B" and count_of(req) == 3:  # short the first time only
-            return json.dumps({"subtopics": ["B one", "B one", "Root"]})
+        if topic == "Zone B" and count_of(req) == 3:  # short the first time only
+            return json.dumps({"subtopics": ["Bronze Tools", "Bronze Tools", "Root"]})
         return good(req)
 
     engine = FakeEngine(responder)
     tree = TreeBuilder(engine, TreeConfig(depth=2, degree=3, max_reasks=2)).build("Root")
     assert engine.num_calls == 2 + tree.reasks
     assert [len(c) for c in engine.calls] == [1, 3, 2, 1]  # level 2, then re-asks for A+B, then A alone
-    a = node_id(["Root", "Root aspect A"])
-    b = node_id(["Root", "Root aspect B"])
+    a = node_id(["Root", "Zone A"])
+    b = node_id(["Root", "Zone B"])
     assert len(tree.children[b]) == 3
     assert [tree.nodes[c].topic for c in tree.children[a]] == ["Same thing"]
     [failure] = tree.failures
     assert failure.node == a and "got 1 of 3" in failure.reason and "duplicate sibling" in failure.reason
     reask = engine.calls[2][1].messages[-1]["content"]
-    assert "Already listed (do not repeat): B one" in reask and "same as parent or ancestor" in reask
+    assert "Already listed (do not repeat): Bronze Tools" in reask and "same as parent or ancestor" in reask
 
 
 def test_node_with_no_valid_children_becomes_a_recorded_leaf() -> None:
-    engine = FakeEngine(lambda req: "I cannot answer that" if topic_of(req) == "Root aspect A" else good(req))
+    engine = FakeEngine(lambda req: "I cannot answer that" if topic_of(req) == "Zone A" else good(req))
     tree = TreeBuilder(engine, TreeConfig(depth=2, degree=2, max_reasks=1)).build("Root")
-    a = node_id(["Root", "Root aspect A"])
+    a = node_id(["Root", "Zone A"])
     assert tree.children[a] == []
     assert tree.failures[0].node == a and "not JSON" in tree.failures[0].reason
     assert all("placeholder" not in n.topic for n in tree.nodes.values())
-    assert ["Root", "Root aspect A"] in list(tree.leaf_paths())
+    assert ["Root", "Zone A"] in list(tree.leaf_paths())
 
 
 def test_resume_after_last_complete_level(tmp_path: Path) -> None:
@@ -198,6 +201,6 @@ def test_malformed_tree_files_fail_with_one_line(tmp_path: Path, name: str, text
 def test_render_text_and_png(tmp_path: Path) -> None:
     tree = TreeBuilder(FakeEngine(good), TreeConfig(depth=3, degree=3)).build("Root")
     text = render_text(tree, max_depth=1)
-    assert text.splitlines()[0] == "Root" and "├── Root aspect A  (+12 below)" in text
+    assert text.splitlines()[0] == "Root" and "├── Zone A  (+12 below)" in text
     render_png(tree, tmp_path / "t.png")
     assert (tmp_path / "t.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

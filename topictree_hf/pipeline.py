@@ -39,11 +39,10 @@ from topictree_hf.generation.generator import Progress, Summary, generate_pendin
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.base import Runner
 from topictree_hf.runners.local import LocalRunner
-from topictree_hf.tree.builder import LevelProgress, TreeBuilder
+from topictree_hf.tree.builder import LevelProgress, TreeBuilder, embedding_checks
 from topictree_hf.tree.io import load_any
 from topictree_hf.tree.model import TopicTree
 from topictree_hf.tree.render import render_png
-from topictree_hf.tree.semantic import SemanticMatcher
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -103,9 +102,9 @@ def tree_stage(config: Config, where: Where, run_dir: RunDir, progress: LevelPro
 
 def build_tree(config: Config, engine: Engine, run_dir: RunDir, progress: LevelProgress | None = None) -> TopicTree:
     """The tree stage's work on one engine (a runner decides where this is called)."""
-    similar = SemanticMatcher(config.tree.semantic_threshold) if config.tree.dedup == "semantic" else None
+    similar, drift = embedding_checks(config.tree)
     builder = TreeBuilder(engine, config.tree, seed=config.generation.seed, journal=run_dir.tree_journal,
-                          similar=similar)
+                          similar=similar, drift=drift)
     tree = builder.build(config.root, progress)
     tree.save(run_dir.tree_file)
     draw_tree(tree, run_dir)

@@ -84,6 +84,10 @@ def print_tree_summary(stats: dict[str, Any], failures: list[Any]) -> None:
     say(f"tree: {stats['nodes']} nodes, {stats['leaves']} leaves, per level {stats['nodes_per_level']}, "
         f"branching {stats['effective_branching']}, {stats['engine_calls']} engine calls "
         f"({stats['reasks']} re-ask rounds), {stats['failures']} nodes short")
+    hygiene = {k: v for k, v in (stats.get("hygiene") or {}).items() if v}
+    if hygiene:
+        counts = sorted(hygiene.items(), key=lambda kv: (-kv[1], kv[0]))
+        say(f"hygiene: re-asked {sum(hygiene.values())} topics ({', '.join(f'{n} {why}' for why, n in counts)})")
     for f in failures[:5]:
         say(f"  short: {' > '.join(f.path)}: {f.reason}")
     if len(failures) > 5:

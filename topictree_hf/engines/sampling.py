@@ -31,6 +31,8 @@ class RowSampler:
         self.temps = [r.sampling.temperature for r in requests]
         self.top_p = [r.sampling.top_p for r in requests]
         self.limits = [r.sampling.max_tokens for r in requests]
+        self.penalties = [r.sampling.repetition_penalty or 1.0 for r in requests]
+        self.starts = [0] * len(requests)  # where each row's own tokens start (after its left padding)
         self.generators = [_generator(r.sampling.seed) for r in requests]
         n = len(requests)
         self.done = [False] * n
@@ -42,6 +44,7 @@ class RowSampler:
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         if self.step > 0:
             self._consume(input_ids[:, -1].tolist())
+        self._penalize(input_ids, scores)
         self._mask(scores)
         choice = self._sample(scores)
         for i, token in enumerate(choice.tolist()):
@@ -62,6 +65,17 @@ class RowSampler:
             if matcher is not None and not self.done[i] and not self.grammar_error[i]:
                 if not matcher.consume(last[i]):
                     self.grammar_error[i] = True
+
+    def _penalize(self, input_ids: torch.Tensor, scores: torch.Tensor) -> None:
+        """Each row's own repetition penalty (as vLLM and transformers define it: a token already in the
+        prompt or the output has its logit divided by the penalty when positive, multiplied when
+        negative), so a row's text does not depend on its batch-mates' settings."""
+        for i, penalty in enumerate(self.penalties):
+            if penalty == 1.0 or self.done[i]:
+                continue
+            seen = input_ids[i, self.starts[i]:].unique()
+            logits = scores[i, seen]
+            scores[i, seen] = torch.where(logits > 0, logits / penalty, logits * penalty)
 
     def _mask(self, scores: torch.Tensor) -> None:
         if self._bitmask is None or self.guide is None:

@@ -89,6 +89,8 @@ class TransformersEngine(Engine):
         sampler = RowSampler(requests, self.guide if needs_guide else None, self.eos_ids)
         batch = self.tokenizer.pad({"input_ids": prompts}, return_tensors="pt", padding=True)
         batch = {k: v.to(self.device) for k, v in batch.items()}
+        width = batch["input_ids"].shape[1]
+        sampler.starts = [width - len(p) for p in prompts]  # the repetition penalty skips the padding
         gen_config = GenerationConfig(
             max_new_tokens=max(r.sampling.max_tokens for r in requests) + 1,
             do_sample=False,

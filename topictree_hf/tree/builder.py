@@ -2,14 +2,28 @@
 nodes that came back short are re-asked together, so a depth-D tree costs D calls plus a bounded
 number of re-ask rounds, never one call per node.
 
-Each completed level is one line in `tree.jsonl`; a rerun replays the journal and resumes after the
-last complete level.
+Tree hygiene (issue 15, docs/quality.md): after `clean.judge`'s checks (length, placeholder, sibling
+duplicate, equal to an ancestor) every candidate must pass, cheapest first,
+
+- the global index: its `topic_key` is not taken anywhere in the tree, nor by a topic accepted
+  earlier in this level ("duplicate in tree: 'A > B'"), so a topic appears once in the whole tree;
+- `restates`: it says more than its root, parent and path ("restates root: 'Historical Events'");
+- near-synonyms among its siblings and cousins (`similar`, a `SemanticMatcher`; `tree.dedup: semantic`);
+- drift off its path (`drift`, a `DriftChecker`; `tree.drift`).
+
+The embedding checks are batched: each round embeds the candidates of the whole level in one call,
+never one per node. A rejected topic goes back to its node's next re-ask prompt with the reason,
+and rejections are counted per reason (`TopicTree.hygiene`, the stable text before the colon).
+
+Each completed level is one line in `tree.jsonl` (children, failures, calls, hygiene counts); a
+rerun replays the journal, rebuilds the global index, and resumes after the last complete level.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +31,49 @@ from pathlib import Path
 from topictree_hf import faults
 from topictree_hf.config import TreeConfig
 from topictree_hf.engines.base import ChatRequest, Engine, SamplingParams
+from topictree_hf.errors import ModelNotFoundError
 from topictree_hf.journal import Journal, read_jsonl
 from topictree_hf.textparse import valid_unicode
-from topictree_hf.tree.clean import judge, parse_subtopics
+from topictree_hf.tree.clean import clean_topic, judge, parse_subtopics
+from topictree_hf.tree.drift import DriftChecker
+from topictree_hf.tree.hygiene import GlobalTopicIndex, near_synonym, restates
 from topictree_hf.tree.model import Failure, Node, TopicTree
 from topictree_hf.tree.prompts import expansion_messages, expansion_schema
+from topictree_hf.tree.semantic import SemanticMatcher
 
 logger = logging.getLogger(__name__)
 LevelProgress = Callable[[int, int, int], None]  # (depth, nodes done, nodes in level)
+Similar = Callable[[str, Sequence[str]], "str | None"]  # (topic, others) -> the one it is too close to
+
+# Rejections that are tree hygiene (counted in TopicTree.hygiene), by the text before the colon;
+# format problems (not JSON, length, placeholder, ...) are not counted.
+HYGIENE_REASONS = ("duplicate in tree", "duplicate sibling", "same as parent or ancestor", "same as ancestor",
+                   "restates root", "restates parent", "restates path", "near-synonym", "drift")
+
+
+def reason_key(reason: str) -> str:
+    """The stable part of a rejection reason: "drift: closer to 'Music' ..." -> "drift"."""
+    return reason.split(":", 1)[0].strip()
+
+
+def embedding_checks(config: TreeConfig) -> tuple[SemanticMatcher | None, DriftChecker | None]:
+    """The MiniLM checks `config` asks for: near-synonyms (`dedup: semantic`) and drift (`drift`).
+
+    Both use the bundled embedder, loaded once per process (and the drift anchors embedded once per
+    process): a tree build pays the load once, then one batched embedding call per re-ask round.
+    Where the bundled embedder is not installed they are left out with a warning; the word checks
+    (global index, restates) always run."""
+    if config.dedup != "semantic" and not config.drift:
+        return None, None
+    from topictree_hf.embeddings import model_dir
+
+    try:
+        model_dir()
+    except ModelNotFoundError as exc:
+        logger.warning("tree hygiene without embeddings (no near-synonym or drift checks): %s", exc)
+        return None, None
+    similar = SemanticMatcher(config.semantic_threshold) if config.dedup == "semantic" else None
+    return similar, DriftChecker.shared() if config.drift else None
 
 
 @dataclass
@@ -38,15 +87,21 @@ class _Pending:
 
 class TreeBuilder:
     def __init__(self, engine: Engine, config: TreeConfig, seed: int = 42, journal: Path | None = None,
-                 similar: Callable[[str, Sequence[str]], str | None] | None = None) -> None:
+                 similar: Similar | None = None, drift: DriftChecker | None = None) -> None:
+        """`similar`: near-synonym check among siblings and cousins (a `SemanticMatcher`; any callable
+        `(topic, others) -> too-close topic or None`); `drift`: a `DriftChecker`. Both None: only the
+        word checks run (`embedding_checks(config)` makes what the config asks for)."""
         self.engine = engine
         self.config = config
         self.seed = seed
         self.journal = journal
         self.similar = similar
+        self.drift = drift
+        self._index = GlobalTopicIndex()
 
     def build(self, root: str, progress: LevelProgress | None = None) -> TopicTree:
         tree = self._replay(root)
+        self._index = GlobalTopicIndex.from_topics((n.topic, " > ".join(tree.path(n.id))) for n in tree.nodes.values())
         start = tree.depth if len(tree.nodes) > 1 else 0
         for depth in range(start, self.config.depth):
             frontier = [n for n in tree.level(depth) if not tree.children[n.id] and not self._failed(tree, n)]
@@ -70,6 +125,7 @@ class TreeBuilder:
         for p in pending:
             families.setdefault(p.node.parent, []).append(p)
         calls = reasks = 0
+        hygiene: Counter[str] = Counter()
         todo = pending
         for attempt in range(self.config.max_reasks + 1):
             if attempt:
@@ -77,14 +133,19 @@ class TreeBuilder:
             requests = [self._request(p, attempt) for p in todo]
             completions = self.engine.generate(requests)
             calls += 1
-            for p, completion in zip(todo, completions, strict=True):
-                self._absorb(p, completion.text, completion.finish_reason, families[p.node.parent])
+            answers = [self._parse(p, c.text, c.finish_reason) for p, c in zip(todo, completions, strict=True)]
+            drifted = self._score_drift(todo, answers)  # the round's embeddings: one batched call each
+            self._prime_similar(pending, answers)
+            for p, items in zip(todo, answers, strict=True):
+                if items is not None:
+                    self._absorb(p, items, families[p.node.parent], drifted, hygiene)
             todo = [p for p in todo if len(p.accepted) < self.config.degree]
             if progress is not None:
                 progress(depth, len(pending) - len(todo), len(pending))
             if not todo:
                 break
-        record = {"level": depth, "children": [], "failures": [], "calls": calls, "reasks": reasks}
+        record: dict = {"level": depth, "children": [], "failures": [], "calls": calls, "reasks": reasks,
+                        "hygiene": dict(sorted(hygiene.items()))}
         for p in pending:
             for topic in p.accepted:
                 tree.add_child(p.node.id, topic)
@@ -95,6 +156,7 @@ class TreeBuilder:
                 record["failures"].append({"node": failure.node, "path": failure.path, "reason": failure.reason})
         tree.engine_calls += calls
         tree.reasks += reasks
+        _add_counts(tree.hygiene, hygiene)
         return record
 
     def _siblings(self, tree: TopicTree, node: Node) -> list[str]:
@@ -111,24 +173,75 @@ class TreeBuilder:
         schema = expansion_schema(missing, self.config.min_chars, self.config.max_chars)
         return ChatRequest(messages, params, schema, kind="subtopics")
 
-    def _absorb(self, p: _Pending, text: str, finish: str, family: list[_Pending]) -> None:
+    @staticmethod
+    def _parse(p: _Pending, text: str, finish: str) -> list[str] | None:
         text = valid_unicode(text)  # rejected text goes back into the re-ask prompt
         items = parse_subtopics(text)
         if items is None:
             p.rejected.append((text[:60], "truncated answer" if finish == "length" else "not JSON with subtopics"))
-            return
-        similar = None
-        if self.similar is not None:
-            cousins = [t for q in family if q is not p for t in q.accepted]
-            base = self.similar
+        return items
 
-            def similar(topic: str, kept: Sequence[str]) -> str | None:
-                return base(topic, [*kept, *cousins])
+    def _candidates(self, p: _Pending, items: Sequence[str]) -> list[str]:
+        """The cleaned candidates of one answer that the word checks would let through: what is
+        worth embedding."""
+        out: dict[str, None] = {}
+        for raw in items:
+            topic = clean_topic(raw)
+            if (self.config.min_chars <= len(topic) <= self.config.max_chars and self._index.contains(topic) is None
+                    and restates(topic, p.path) is None):
+                out[topic] = None
+        return list(out)
+
+    def _score_drift(self, todo: Sequence[_Pending], answers: Sequence[list[str] | None]) -> dict[tuple[str, str], str]:
+        """Drift verdicts for every candidate of this round, all nodes together (one embedding pass):
+        (node id, topic) -> reason."""
+        if self.drift is None:
+            return {}
+        keys: list[tuple[str, str]] = []
+        items: list[tuple[str, Sequence[str], Sequence[str]]] = []
+        for p, answer in zip(todo, answers, strict=True):
+            for topic in self._candidates(p, answer or []):
+                keys.append((p.node.id, topic))
+                items.append((topic, p.path, p.siblings))
+        if not items:
+            return {}
+        scores = self.drift.score_level(items)
+        return {key: s.reason for key, s in zip(keys, scores, strict=True) if s.reason is not None}
+
+    def _prime_similar(self, pending: Sequence[_Pending], answers: Sequence[list[str] | None]) -> None:
+        """Embed this round's candidates and the level's accepted topics in one call, so the
+        near-synonym checks that follow are dot products."""
+        prime = getattr(self.similar, "prime", None)
+        if prime is None:
+            return
+        texts = [clean_topic(raw) for answer in answers for raw in answer or []]
+        prime([t for t in texts if t] + [t for p in pending for t in p.accepted])
+
+    def _absorb(self, p: _Pending, items: list[str], family: list[_Pending], drifted: dict[tuple[str, str], str],
+                hygiene: Counter[str]) -> None:
+        def check(topic: str, kept: Sequence[str]) -> str | None:
+            reason = self._hygiene(p, topic, kept, family, drifted)
+            if reason is None:
+                self._index.add(topic, " > ".join([*p.path, topic]))
+            return reason
 
         verdict = judge(items, p.path, p.accepted, self.config.min_chars, self.config.max_chars,
-                        self.config.degree - len(p.accepted), similar)
+                        self.config.degree - len(p.accepted), check=check)
         p.accepted.extend(verdict.accepted)
         p.rejected.extend(verdict.rejected)
+        hygiene.update(key for _, why in verdict.rejected if (key := reason_key(why)) in HYGIENE_REASONS)
+
+    def _hygiene(self, p: _Pending, topic: str, kept: Sequence[str], family: list[_Pending],
+                 drifted: dict[tuple[str, str], str]) -> str | None:
+        """Why `topic` may not become a child of `p` (cheapest check first), or None."""
+        where = self._index.contains(topic)
+        if where is not None:
+            return f"duplicate in tree: '{where}'"
+        reason = restates(topic, p.path)
+        if reason is None and self.similar is not None:
+            cousins = [t for q in family if q is not p for t in q.accepted]
+            reason = near_synonym(self.similar, topic, kept, cousins)
+        return reason or drifted.get((p.node.id, topic))
 
     def _replay(self, root: str) -> TopicTree:
         tree = TopicTree.new(root)
@@ -143,9 +256,15 @@ class TreeBuilder:
             tree.failures.extend(Failure(**f) for f in record["failures"])
             tree.engine_calls += int(record.get("calls", 0))
             tree.reasks += int(record.get("reasks", 0))
+            _add_counts(tree.hygiene, record.get("hygiene") or {})  # absent in journals written before it
         return tree
 
 
+def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
+    for key, n in counts.items():
+        into[key] = into.get(key, 0) + int(n)
+
+
 def _shortfall(p: _Pending, degree: int) -> str:
-    reasons = sorted({why for _, why in p.rejected}) or ["no answer"]
+    reasons = sorted({reason_key(why) for _, why in p.rejected}) or ["no answer"]
     return f"got {len(p.accepted)} of {degree} valid subtopics ({'; '.join(reasons)})"

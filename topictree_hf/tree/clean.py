@@ -60,11 +60,14 @@ def parse_subtopics(text: str) -> list[str] | None:
 
 
 def judge(candidates: Sequence[str], path: Sequence[str], taken: Sequence[str], min_chars: int, max_chars: int,
-          want: int, similar: Callable[[str, Sequence[str]], str | None] | None = None) -> Verdict:
+          want: int, similar: Callable[[str, Sequence[str]], str | None] | None = None,
+          check: Callable[[str, Sequence[str]], str | None] | None = None) -> Verdict:
     """Accept up to `want` of `candidates` as children of the node at `path`.
 
     `taken` are children the node already has; `similar(topic, others)` (semantic dedup) returns
-    the topic it is too close to, or None."""
+    the topic it is too close to, or None. `check(topic, kept)` is the last check (the builder's
+    tree hygiene): a reason to reject, or None; it is called only for a topic that every other
+    check let through, so a None from it means the topic is accepted."""
     verdict = Verdict()
     ancestors = {normalize(p) for p in path}
     seen = {normalize(t) for t in taken}
@@ -91,6 +94,8 @@ def judge(candidates: Sequence[str], path: Sequence[str], taken: Sequence[str], 
             reason = "surplus"
         elif similar is not None and (close := similar(topic, kept)) is not None:
             reason = f"too close to '{close}'"
+        elif check is not None:
+            reason = check(topic, kept)
         if reason is None:
             verdict.accepted.append(topic)
             seen.add(key)

@@ -10,7 +10,9 @@ What does separate them is the question "is this child closer to something else?
   close to the root or the path are left out) than to the root: margin >= `root_margin`, or a
   smaller margin when the child is barely related to the root (cosine < `root_floor`), and closer to
   that anchor than to its parent too ("Health Insurance" under "Personal Finance > Insurance" is near
-  "Health and Medicine" but nearer "Insurance");
+  "Health and Medicine" but nearer "Insurance"). A child that names the root ("Egyptian Music"
+  under "Ancient Egypt", "Economic History" under "Historical Events") is compared whole, not by
+  its residual: it is the root's own slice of that domain;
 - off the parent: the child is closer to one of its parent's siblings than to its parent
   ("African Cuisine": 0.58 to "Africa", 0.27 to "Asia"). Needs the siblings (a level is built at
   once, so they are known); without them only the root check runs.
@@ -21,15 +23,19 @@ path topics once per process; measured in docs/quality.md ("Tree hygiene cost").
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from topictree_hf.tree.hygiene import same_stem, topic_key
-from topictree_hf.wordforms import singular, words
+from topictree_hf.tree.hygiene import GENERIC_WORDS, same_stem, topic_key
+from topictree_hf.wordforms import content_words, singular, words
 
 Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> unit vectors, one row per text
+_CACHE_LIMIT = 200_000  # cached texts; past this a long-lived process keeps only the anchors
+_shared: DriftChecker | None = None
+_shared_lock = threading.Lock()
 
 # Broad domains a drifting child tends to land in. Those close to the root or to a path topic are
 # dropped per path, so "Food and Cooking" never competes with "World Cuisine".
@@ -72,6 +78,16 @@ class DriftChecker:
         self.anchors = tuple(anchors)
         self._cache: dict[str, np.ndarray] = {}
 
+    @classmethod
+    def shared(cls) -> DriftChecker:
+        """The process-wide checker on the bundled MiniLM with the default calibration: the embedder
+        loads and the anchors are embedded once per process, not once per tree."""
+        global _shared
+        with _shared_lock:
+            if _shared is None:
+                _shared = cls()
+            return _shared
+
     def vectors(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of `texts` (each distinct text embedded once per checker)."""
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
@@ -80,6 +96,9 @@ class DriftChecker:
                 from topictree_hf.embeddings import Embedder
 
                 self._encode = Embedder.load().encode
+            if len(self._cache) + len(missing) > _CACHE_LIMIT:  # a long-lived process: keep the anchors only
+                self._cache = {a: self._cache[a] for a in self.anchors if a in self._cache}
+                missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
             for text, vec in zip(missing, self._encode(missing), strict=True):
                 self._cache[text] = np.asarray(vec, dtype=np.float32)
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
@@ -102,9 +121,13 @@ class DriftChecker:
             self.vectors(list(self.anchors))
         root_sim = float(max(own[0] @ rest[0], own[1] @ rest[0]))
         parent_sim = float(own[0] @ rest[-1])
+        # A child that names the root ("Egyptian Music" under "Ancient Egypt", "Economic History"
+        # under "Historical Events") is that domain seen through the root: its residual ("Music")
+        # would make it look off-root, so only the whole child competes with the anchors.
+        mine = own[:1] if names(child, root) else own
         # anchors that are the root's (or the path's) own domain do not compete
         related = (anchor_vecs @ rest.T).max(axis=1)
-        sims = np.where(related < self.anchor_exclude, (anchor_vecs @ own.T).max(axis=1), -1.0)
+        sims = np.where(related < self.anchor_exclude, (anchor_vecs @ mine.T).max(axis=1), -1.0)
         best = int(np.argmax(sims)) if len(sims) else -1
         rival, rival_sim = (self.anchors[best], float(sims[best])) if best >= 0 and sims[best] > -1 else (None, -1.0)
         margin = rival_sim - root_sim
@@ -119,6 +142,13 @@ class DriftChecker:
                 rival, rival_sim = others[k], float(sib[k])
                 reason = f"drift: belongs under '{rival}', not '{parent}'"
         return DriftScore(child, root_sim, parent_sim, rival, rival_sim, reason)
+
+
+def names(child: str, topic: str) -> bool:
+    """Whether `child` uses a specific word of `topic` ("Egyptian Music" names "Ancient Egypt";
+    generic words like "types" or "famous" do not count)."""
+    pool = content_words(topic)
+    return any(same_stem(w, p) for w in content_words(child) if w not in GENERIC_WORDS for p in pool)
 
 
 def residual(child: str, path: Sequence[str]) -> str:

@@ -2,7 +2,8 @@
 
 `topic_tree.json` is the tree's file format (what `build` copies into the dataset folder):
 {"format": "topictree-hf/tree", "version": 1, "root": ..., "nodes": [{id, parent, depth, topic}],
- "failures": [{node, path, reason}], "stats": {...}}.
+ "failures": [{node, path, reason}], "stats": {...}}; `stats.hygiene` ({reason: count} of topics the
+builder re-asked for tree hygiene) is absent in files written before it and reads as {}.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class TopicTree:
     failures: list[Failure] = field(default_factory=list)
     reasks: int = 0
     engine_calls: int = 0
+    # topics the builder's hygiene rejected (and re-asked), by reason: "duplicate in tree", "drift", ...
+    hygiene: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def new(cls, root: str) -> TopicTree:
@@ -110,6 +113,7 @@ class TopicTree:
             "failures": len(self.failures),
             "reasks": self.reasks,
             "engine_calls": self.engine_calls,
+            "hygiene": dict(sorted(self.hygiene.items())),
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +143,7 @@ class TopicTree:
             tree.failures = [Failure(**f) for f in data.get("failures", [])]
             stats = data.get("stats", {})
             tree.reasks, tree.engine_calls = int(stats.get("reasks", 0)), int(stats.get("engine_calls", 0))
+            tree.hygiene = {str(k): int(v) for k, v in stats.get("hygiene", {}).items()}  # absent before issue 15
         except (KeyError, TypeError, AttributeError) as exc:
             raise InputFileError(f"{source} is not a topictree tree file (bad or missing {exc}); "
                                  "rebuild it with `topictree tree` or import paths with --import") from None
