@@ -20,7 +20,7 @@ ROOT = "Historical Events"
 def generated_config(path: Path, **overrides: Any) -> Config:
     """depth 2, degree 4 (16 leaves), 3 samples per leaf in the formats qa and chat, JSON mode, the
     default (bundled) model named in the config."""
-    data: dict[str, Any] = {"root": ROOT, "tree": {"depth": 2, "degree": 4},
+    data: dict[str, Any] = {"root": ROOT, "tree": {"depth": 2, "degree": 4, "drift": False, "dedup": "exact"},
                             "generation": {"samples_per_leaf": 3, "formats": ["qa", "chat"], "mode": "json"},
                             "engine": {"batch_size": 8}, "output": {"run_dir": str(path)}}
     for key, value in overrides.items():

@@ -30,7 +30,9 @@ class _Model(BaseModel):
 class TreeConfig(_Model):
     depth: int = Field(2, ge=1, le=12, description="levels below the root")
     degree: int = Field(3, ge=1, le=100, description="subtopics per node")
-    dedup: Literal["exact", "semantic"] = "exact"
+    dedup: Literal["exact", "semantic"] = Field(
+        "semantic", description="exact: a topic once in the whole tree (normalised words); semantic: also "
+        "near-synonyms among siblings and cousins (bundled MiniLM)")
     semantic_threshold: float = Field(0.88, gt=0.0, le=1.0)
     max_reasks: int = Field(2, ge=0, le=10)
     min_chars: int = Field(3, ge=1)

@@ -38,12 +38,13 @@ TREE_SOURCE = "tree_source"  # manifest key: "built", "imported" or "baseline" (
 # Which config keys shape each stage's output: a change there makes existing results stale.
 STAGE_KEYS = {
     "tree": ("root", "tree.depth", "tree.degree", "tree.dedup", "tree.semantic_threshold", "tree.min_chars",
-             "tree.max_chars", "tree.temperature", "engine.model"),
+             "tree.max_chars", "tree.temperature", "tree.drift", "engine.model"),
     "generate": ("generation.formats", "generation.num_samples", "generation.samples_per_leaf",
                  "generation.temperature", "generation.top_p", "generation.max_tokens", "generation.seed",
                  "generation.system_prompt", "generation.instructions", "generation.mode",
                  "generation.chat_turns", "generation.templates", "generation.custom", "generation.dedup",
-                 "generation.near_dup_threshold", "generation.semantic_dup_threshold", "engine.model"),
+                 "generation.near_dup_threshold", "generation.semantic_dup_threshold", "generation.rules",
+                 "generation.judge", "generation.repetition_penalty", "engine.model"),
 }
 
 
@@ -190,7 +191,17 @@ def _get(data: dict[str, Any], dotted: str) -> Any:
 
 
 def _changed_keys(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
-    return [f"{k}: {_get(old, k)!r} -> {_get(new, k)!r}" for k in keys if _get(old, k) != _get(new, k)]
+    """Keys whose value differs; a key the old config does not have (a setting added by a later
+    version) does not count: the run dir was made with that setting's behaviour of its time."""
+    return [f"{k}: {_get(old, k)!r} -> {_get(new, k)!r}" for k in keys
+            if _has(old, k) and _get(old, k) != _get(new, k)]
+
+
+def _has(data: dict[str, Any], dotted: str) -> bool:
+    *parents, last = dotted.split(".")
+    for key in parents:
+        data = data.get(key) if isinstance(data, dict) else None  # type: ignore[assignment]
+    return isinstance(data, dict) and last in data
 
 
 def fingerprints(config: Config) -> dict[str, str]:

@@ -72,8 +72,11 @@ def embedding_checks(config: TreeConfig) -> tuple[SemanticMatcher | None, DriftC
     except ModelNotFoundError as exc:
         logger.warning("tree hygiene without embeddings (no near-synonym or drift checks): %s", exc)
         return None, None
-    similar = SemanticMatcher(config.semantic_threshold) if config.dedup == "semantic" else None
-    return similar, DriftChecker.shared() if config.drift else None
+    drift = DriftChecker.shared() if config.drift else None
+    # with both on, near-synonyms reuse the drift checker's vectors: each text is embedded once
+    similar = (SemanticMatcher(config.semantic_threshold, encode=drift.vectors if drift is not None else None)
+               if config.dedup == "semantic" else None)
+    return similar, drift
 
 
 @dataclass

@@ -17,11 +17,9 @@ _CACHE_LIMIT = 200_000  # texts; a long-lived process (a test session, a service
 
 class SemanticMatcher:
     def __init__(self, threshold: float, encode: Encode | None = None) -> None:
-        """`encode` defaults to the bundled MiniLM (`Embedder.load().encode`, loaded once per process)."""
-        if encode is None:
-            from topictree_hf.embeddings import Embedder
-
-            encode = Embedder.load().encode
+        """`encode` defaults to the bundled MiniLM (`Embedder.load().encode`: loaded on first use,
+        once per process); the builder passes the drift checker's `vectors` when both checks run,
+        so a text is embedded once for both."""
         self.threshold = threshold
         self._encode = encode
         self._cache: dict[str, np.ndarray] = {}
@@ -34,6 +32,10 @@ class SemanticMatcher:
         if len(self._cache) + len(missing) > _CACHE_LIMIT:
             self._cache.clear()
             missing = list(dict.fromkeys(texts))
+        if self._encode is None:
+            from topictree_hf.embeddings import Embedder
+
+            self._encode = Embedder.load().encode
         for text, vec in zip(missing, self._encode(missing), strict=True):
             self._cache[text] = np.asarray(vec, dtype=np.float32)
 
