@@ -6,7 +6,8 @@
 Per level size it times, with the embedder already loaded (its one-off load is printed apart):
   keys     topic_key + GlobalTopicIndex.check_and_add + restates for every child (pure Python)
   synonym  SemanticMatcher (tree/semantic.py) against siblings and cousins, as the builder calls it
-           (one embedding call per child); "batched": the level's children embedded in one call first
+           (one embedding call per child); "batched" (as tree/builder.py does): the level's children embedded
+           in one call first
   drift    DriftChecker.score_level (root, parent, parent's siblings, domain anchors)
 Each level uses fresh topic texts (nothing cached from the level before), as in a real build; the
 drift anchors are embedded once per process (before the table). The median of --repeat runs, in
