@@ -73,13 +73,19 @@ class Embedder:
         passive_omp_wait()
         import torch  # noqa: F401  (heavy: only when embeddings are wanted)
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as transformers_logging
 
+        bars = transformers_logging.is_progress_bar_enabled()
+        transformers_logging.disable_progress_bar()  # its "Loading weights" bar: the library never prints
         try:
             tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
             model = AutoModel.from_pretrained(path, local_files_only=True)
         except (OSError, ValueError) as exc:
             raise ModelNotFoundError(f"cannot load the embedding model from {path} "
                                      f"({exc.__class__.__name__}); reinstall with `{MODEL_INSTALL}`") from None
+        finally:
+            if bars:
+                transformers_logging.enable_progress_bar()
         model.eval()
         return cls(model, tokenizer)
 
