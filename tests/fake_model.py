@@ -2,6 +2,9 @@
 expansions, samples of every built-in format, in JSON and tagged-text mode) from the request's topic
 path, schema and seed alone, so two runs of one config give byte-identical results.
 
+LLM judge requests (kind "judge") get a JSON score: 4, or with `flaky` 2 for about a quarter of the
+examples (by a hash of the example), so a judged run sees rejections, retries and top-ups.
+
 The topic path is read from the "Topic path: A > B" line that every tree and sample prompt starts
 with (the product's contract: the path reaches every prompt); the number of subtopics from the
 request's JSON schema. Nothing else of the prompt wording is read.
@@ -59,7 +62,16 @@ class FakeModel:
             time.sleep(self.delay)
         if req.kind == "subtopics":
             return self.subtopics(req)
+        if req.kind == "judge":
+            return self.judgement(req)
         return self.sample(req)
+
+    def judgement(self, req: ChatRequest) -> str:
+        """The LLM judge's answer: 4, or (flaky) 2 for about a quarter of the examples (by their text)."""
+        example = req.messages[-1]["content"]
+        if self.flaky and _hash(example) % 4 == 0:
+            return json.dumps({"score": 2, "reason": "vague and partly off topic"})
+        return json.dumps({"score": 4, "reason": "specific and on topic"})
 
     def subtopics(self, req: ChatRequest) -> str:
         seed = req.sampling.seed or 0

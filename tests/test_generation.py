@@ -42,24 +42,31 @@ def leaf_of(req: ChatRequest) -> str:
     return topic_path(req)[-1]
 
 
+DETAIL = "recorded in harbour ledgers and bronze inscriptions"  # new words: the rule checks see an answer
+PROMPT_FIELDS = {"question", "instruction", "input", "task", "riddle"}
+
+
 def answer(req: ChatRequest) -> str:
-    """A valid, unique answer in whatever layout the request asks for."""
+    """A valid, unique answer in whatever layout the request asks for (one the rule checks keep)."""
     unique = f"{leaf_of(req)} seed {req.sampling.seed}"
     if req.json_schema is not None:
         props = req.json_schema["properties"]
         if "turns" in props:
             n = props["turns"]["minItems"]
-            return json.dumps({"turns": [{"user": f"Tell me about {unique} {i}?", "assistant": f"It is {unique} {i}."}
-                                         for i in range(n)]}) + " trailing words"
-        obj = {k: (f"{k} about {unique}" if k != "language" else "python") for k in props}
+            return json.dumps({"turns": [{"user": f"Tell me about {unique} {i}?",
+                                          "assistant": f"It is {unique} {i}, {DETAIL}."} for i in range(n)]}
+                              ) + " trailing words"
+        obj = {k: ("python" if k == "language" else f"{k} about {unique}" if k in PROMPT_FIELDS
+                   else f"{k} about {unique}, {DETAIL}") for k in props}
         return json.dumps(obj)
     lead = req.messages[-1]["content"]
     if lead == "Question:":
-        return f" What about {unique}?\nAnswer: It is {unique}."
+        return f" What about {unique}?\nAnswer: It is {unique}, {DETAIL}."
     if lead == "Instruction:":
-        return f" Explain {unique}.\nInput:\nOutput: Here is {unique}."
+        return f" Explain {unique}.\nInput:\nOutput: Here is {unique}, {DETAIL}."
     if lead == "User:":
-        return f" Tell me about {unique}?\nAssistant: It is {unique}.\nUser: And more?\nAssistant: More on {unique}."
+        return (f" Tell me about {unique}?\nAssistant: It is {unique}, {DETAIL}.\nUser: And more?\n"
+                f"Assistant: More on {unique}, {DETAIL}.")
     return f" Print {unique}.\nLanguage: Python\nSolution:\n```python\nprint('{unique}')\n```"
 
 
@@ -120,7 +127,7 @@ def test_rejects_are_retried_in_the_same_stream_with_the_reason_then_recorded(tm
             return "   "
         return answer(req)
 
-    gen, engine = generator(tmp_path, flaky, formats=["qa"], mode="json", max_retries=1)
+    gen, engine = generator(tmp_path, flaky, formats=["qa"], mode="json", max_retries=1, topup_budget=1.0)
     summary = gen.run(make_tree())
     assert summary.valid == 12 and summary.failed == 6
     assert summary.rejections == {"truncated": 6, "empty": 6, "unparseable": 6}
@@ -140,11 +147,11 @@ def test_rejects_are_retried_in_the_same_stream_with_the_reason_then_recorded(tm
 
 def test_exact_duplicates_and_invalid_samples_are_rejected(tmp_path: Path) -> None:
     gen, _ = generator(tmp_path, lambda r: '{"question": "What is the same thing?", "answer": "Always the same."}',
-                       formats=["qa"], mode="json", max_retries=0)
+                       formats=["qa"], mode="json", max_retries=0, topup_budget=1.0)
     summary = gen.run(make_tree())
     assert summary.valid == 1 and summary.failures == {"duplicate": 17}
     gen2, _ = generator(tmp_path / "b", lambda r: '{"question": "{{question}}", "answer": "<the answer>"}',
-                        formats=["qa"], mode="json", max_retries=0)
+                        formats=["qa"], mode="json", max_retries=0, topup_budget=1.0)
     assert gen2.run(make_tree()).failures == {"invalid": 18}
 
 

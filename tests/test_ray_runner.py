@@ -246,10 +246,10 @@ def assert_same_as_local(ray_dir: RunDir, local_dir: RunDir, tree: TopicTree, co
     CPU arithmetic differs between processes; both runs send batches of one request, so no padding.)"""
     allocated = {t.id for t in allocate(tree, config.generation)}
     lines = id_lines(ray_dir)
-    assert set(lines) == allocated and set(lines.values()) == {1}, "every id exactly once"
+    assert allocated <= set(lines) and set(lines.values()) == {1}, "every id exactly once"
     assert not list(ray_dir.path.glob("failures-ray-*")), "failure shards are folded into failures.jsonl"
-    for run in (ray_dir, local_dir):
-        assert {s.id for s in run.iter_samples()} | {f.id for f in run.iter_failures()} == allocated
+    local_ids = {s.id for s in local_dir.iter_samples()} | {f.id for f in local_dir.iter_failures()}
+    assert allocated <= local_ids and set(lines) == local_ids, "the same top-ups (driver rounds) as the local stream"
     assert {s.leaf_id for s in ray_dir.iter_samples()} == {s.leaf_id for s in local_dir.iter_samples()}
 
 
@@ -273,7 +273,7 @@ def test_ray_run_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None
     # the scripted engine is deterministic per request, so even the texts agree
     assert ({s.id: s.messages for s in ray_dir.iter_samples()}
             == {s.id: s.messages for s in local_dir.iter_samples()})
-    assert len(list(ray_dir.path.glob("samples-ray-*.jsonl"))) == 10, "one shard per block of 6"
+    assert len(list(ray_dir.path.glob("samples-ray-*.jsonl"))) >= 10, "one shard per block of 6 (+ top-up rounds)"
 
 
 def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path) -> None:
@@ -293,9 +293,10 @@ def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> 
     process_block(SampleGenerator(FakeEngine(respond), config, run_dir), run_dir, first_half)
     summary = generate_stage(config, RayRunner(RayOptions(workers=2, block_size=3, engine_factory=fake_factory)),
                              run_dir, tree)
-    assert summary.resumed == 9 and summary.valid + summary.failed == 9
+    assert summary.resumed == 9 and summary.valid + summary.failed >= 9  # + top-ups for short leaves
     lines = id_lines(run_dir)
-    assert len(lines) == 18 and set(lines.values()) == {1}
+    assert {t.id for t in allocate(tree, config.generation)} <= set(lines) and set(lines.values()) == {1}
+    assert summary.delivered == len(list(run_dir.iter_samples()))
 
 
 def test_ray_worker_errors_come_back_as_one_line(ray_cluster: Any, tmp_path: Path) -> None:

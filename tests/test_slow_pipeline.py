@@ -73,9 +73,12 @@ def test_bundled_generation_end_to_end(bundled_engine: Engine, history_tree: tup
     summary = generate_stage(config, bundled_engine, run_dir, tree)
     samples = list(run_dir.iter_samples())
     failures = list(run_dir.iter_failures())
-    assert len(samples) + len(failures) == 18
-    # the 135M model: 14 of 18 valid when measured (2026-12-01); half is the floor this test holds it to
+    allocated = {t.id for t in allocate(tree, config.generation)}
+    assert allocated <= {s.id for s in samples} | {f.id for f in failures}  # plus top-ups for short leaves
+    # the 135M model: 14 of 18 valid when measured (2026-12-01, before the rule checks and the top-up);
+    # half is the floor this test holds it to, what the rules reject made up by top-ups
     assert len(samples) >= 18 // 2, f"{len(samples)}/18 valid; failed: {[f.detail for f in failures]}"
+    assert summary.delivered == len(samples) <= 18
     assert all(f.reason in REJECTION_REASONS for f in failures)
     assert summary.valid == len(samples) and summary.failed == len(failures)
     leaf_paths = [list(p) for p in tree.leaf_paths()]
@@ -108,8 +111,8 @@ def test_run_resumes_after_sigkill_without_losing_or_repeating_ids(tmp_path: Pat
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     ids = [json.loads(x)["id"] for p in (shard, failures) if p.exists() for x in p.read_text().splitlines()]
-    assert len(ids) == len(set(ids)) == 6, "every id exactly once"
+    assert len(ids) == len(set(ids)) >= 6, "every id exactly once"
     tree = TopicTree.load(run / "topic_tree.json")
     config = Config(generation={"num_samples": 6})
-    assert set(ids) == {t.id for t in allocate(tree, config.generation)}
+    assert {t.id for t in allocate(tree, config.generation)} <= set(ids)  # plus top-ups for short leaves
     assert before <= set(ids)

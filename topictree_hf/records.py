@@ -32,9 +32,27 @@ INVALID = "invalid"
 DUPLICATE = "duplicate"
 NEAR_DUPLICATE = "near_duplicate"
 SEMANTIC_DUPLICATE = "semantic_duplicate"
+JUDGE = "judge"  # a rule check (generation/judge.py) fired; the detail names the rule: "judge: copies question"
+JUDGE_SCORE = "judge score"  # the LLM judge scored the sample under its threshold: "judge score 2: off topic"
 DEDUP_REASONS = frozenset({DUPLICATE, NEAR_DUPLICATE, SEMANTIC_DUPLICATE})
-REJECTION_REASONS = frozenset({ENGINE_ERROR, EMPTY, TRUNCATED, UNPARSEABLE, MISSING_SECTIONS, INVALID}) | DEDUP_REASONS
+REJECTION_REASONS = frozenset({ENGINE_ERROR, EMPTY, TRUNCATED, UNPARSEABLE, MISSING_SECTIONS, INVALID, JUDGE,
+                               JUDGE_SCORE}) | DEDUP_REASONS
 TEMPLATE_SUFFIXES = (".jinja", ".j2")
+
+
+def reason_key(reason: str) -> str:
+    """What a full rejection reason is counted under (the summary's rejections and failures): the part
+    before ":" ("invalid: missing answer" -> "invalid"), except that each rule check counts under its
+    own name ("judge: copies question") and each judge score under its score ("judge score 2")."""
+    if reason.startswith(JUDGE + ": "):
+        return reason
+    return reason.split(":")[0]
+
+
+def failure_reason(reason: str) -> str:
+    """The rejection constant a failure record carries (`Failure.reason`) for a full reason."""
+    key = reason.split(":")[0]
+    return JUDGE_SCORE if key.startswith(JUDGE_SCORE) else key
 
 
 class RecordError(ValueError):
@@ -78,6 +96,9 @@ class Sample:
     prompt_tokens: int | None = column("int32", "tokens in the prompt")
     output_tokens: int | None = column("int32", "tokens generated")
     attempt: int | None = column("int32", "retries before this sample was accepted (0: the first try)")
+    judge_score: int | None = column("int32", "the LLM judge's score, 1 (useless) to 5 (correct, on topic, useful); "
+                                     "null when no judge ran (generation.judge)")
+    judge_reason: str | None = column("string", "the LLM judge's one-sentence reason for its score (null: no judge)")
     leaf_id: str = field(default="", metadata={})  # journaled (resume, Ray blocks), not a dataset column
 
     def to_json(self) -> dict[str, Any]:
@@ -112,7 +133,8 @@ class Sample:
             temperature=_float(record.get("temperature")), top_p=_float(record.get("top_p")),
             seed=_int(record.get("seed")), finish_reason=_str(record.get("finish_reason")),
             prompt_tokens=_int(record.get("prompt_tokens")), output_tokens=_int(record.get("output_tokens")),
-            attempt=_int(record.get("attempt")),
+            attempt=_int(record.get("attempt")), judge_score=_int(record.get("judge_score")),
+            judge_reason=_str(record.get("judge_reason")),
             leaf_id=leaf_id if isinstance(leaf_id, str) else "",
         )
 

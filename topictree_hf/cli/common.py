@@ -95,6 +95,13 @@ def print_tree_summary(stats: dict[str, Any], failures: list[Any]) -> None:
 
 
 def print_generation_summary(summary: dict[str, Any]) -> None:
+    asked, delivered = summary.get("asked", summary["requested"]), summary.get("delivered")
+    if delivered is not None:
+        share = 100 * delivered / asked if asked else 100.0
+        say(f"delivered {delivered} of {asked} samples ({share:.0f}%) with {summary.get('requests', 0)} requests "
+            f"(budget {summary.get('budget', 0)}, {summary.get('topups', 0)} top-ups)")
+        if summary.get("short_reason"):
+            say(f"  {asked - delivered} missing: {summary['short_reason']}")
     say(f"samples: {summary['valid']} valid this run (+{summary['resumed']} from before), {summary['failed']} "
         f"failed, {summary['retried']} retried, mode {summary['mode']}, "
         f"{summary['output_tokens_per_s']} output tok/s over {summary['seconds']}s")
@@ -103,6 +110,12 @@ def print_generation_summary(summary: dict[str, Any]) -> None:
     if summary["failures"]:
         say("  failed for good: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["failures"].items()))
             + " (see failures.jsonl)")
+    if summary.get("judge_requests"):
+        scores = ", ".join(f"{k}: {v}" for k, v in summary.get("judge_scores", {}).items())
+        timing = f", {summary['judge_seconds']}s" if summary.get("judge_seconds") else ""
+        say(f"  judge: {summary['judge_requests']} requests, {summary.get('judge_tokens', 0)} tokens{timing}; "
+            f"scores {scores or 'none'}" + (f", {summary['judge_unparsed']} unparsed" if summary.get("judge_unparsed")
+                                            else ""))
 
 
 class CliWatcher(Watcher):

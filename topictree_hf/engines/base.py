@@ -34,7 +34,6 @@ class SamplingParams:
     max_tokens: int = 256
     seed: int | None = None  # per request: the same seed gives the same text where the backend allows
     repetition_penalty: float | None = None  # > 1 discourages tokens already in the prompt or output; None: off
-    stop: tuple[str, ...] = ()  # generation ends before the first of these strings (finish_reason "stop")
 
 
 @dataclass(slots=True)

@@ -182,8 +182,6 @@ class OpenAIEngine(Engine):
             body["seed"] = s.seed
         if s.repetition_penalty is not None and s.repetition_penalty != 1.0:
             body["repetition_penalty"] = s.repetition_penalty  # vLLM's extension (extra_body); only when set
-        if s.stop:
-            body["stop"] = list(s.stop)
         if request.messages and request.messages[-1]["role"] == "assistant":
             body["continue_final_message"] = True  # vLLM's extension for prefill
             body["add_generation_prompt"] = False

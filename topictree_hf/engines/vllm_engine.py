@@ -121,7 +121,7 @@ class VLLMEngine(Engine):
         structured = StructuredOutputsParams(json=request.json_schema) if request.json_schema is not None else None
         return self._vllm.SamplingParams(
             temperature=s.temperature, top_p=s.top_p, max_tokens=s.max_tokens, seed=s.seed,
-            structured_outputs=structured, repetition_penalty=s.repetition_penalty or 1.0, stop=list(s.stop) or None,
+            structured_outputs=structured, repetition_penalty=s.repetition_penalty or 1.0,
         )
 
     def generate(self, requests: Sequence[ChatRequest], progress: Progress | None = None) -> list[Completion]:

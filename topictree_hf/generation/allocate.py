@@ -3,7 +3,8 @@ leaves picked by a seeded shuffle) or `samples_per_leaf`; each sample at a leaf 
 angle (aspect x difficulty) and format, so samples at one leaf do not repeat each other.
 
 Tasks are yielded lazily, round-robin over leaves (every leaf gets its first sample before any gets
-its second), so memory does not grow with the number of samples.
+its second), so memory does not grow with the number of samples. A leaf's sample `index` decides its
+task (`leaf_task`); the top-up (generation/topup.py) asks for indices past a leaf's allotment.
 """
 
 from __future__ import annotations
@@ -56,20 +57,29 @@ def counts_per_leaf(n_leaves: int, config: GenerationConfig) -> list[int]:
     return [base + (i in lucky) for i in range(n_leaves)]
 
 
-def allocate(tree: TopicTree, config: GenerationConfig) -> Iterator[Task]:
+def leaf_order(tree: TopicTree, config: GenerationConfig) -> list[tuple[str, tuple[str, ...], int]]:
+    """(leaf id, path, allotted samples) of every leaf, in the order tasks go round the leaves."""
     leaves = sorted(tree.leaves(), key=lambda n: n.id)
     counts = counts_per_leaf(len(leaves), config)
     order = list(range(len(leaves)))
     random.Random(config.seed + 1).shuffle(order)
-    paths = {leaves[i].id: tuple(tree.path(leaves[i].id)) for i in order if counts[i]}
+    return [(leaves[i].id, tuple(tree.path(leaves[i].id)), counts[i]) for i in order]
+
+
+def leaf_task(config: GenerationConfig, leaf_id: str, path: tuple[str, ...], index: int) -> Task:
+    """The task for sample `index` at a leaf: its format, angle and id follow from the index alone, so
+    an index past the allocation (a top-up) is made the same way and gets its own id, angle and seed."""
     formats = config.formats
-    for k in range(max(counts, default=0)):
-        for i in order:
-            if k >= counts[i]:
-                continue
-            leaf = leaves[i]
-            fmt = formats[(k + int(leaf.id[:4], 16)) % len(formats)]
-            yield Task(sample_id(config.seed, leaf.id, fmt, k), leaf.id, paths[leaf.id], k, fmt, angle_for(leaf.id, k))
+    fmt = formats[(index + int(leaf_id[:4], 16)) % len(formats)]
+    return Task(sample_id(config.seed, leaf_id, fmt, index), leaf_id, path, index, fmt, angle_for(leaf_id, index))
+
+
+def allocate(tree: TopicTree, config: GenerationConfig) -> Iterator[Task]:
+    order = [(leaf_id, path, count) for leaf_id, path, count in leaf_order(tree, config) if count]
+    for k in range(max((count for *_, count in order), default=0)):
+        for leaf_id, path, count in order:
+            if k < count:
+                yield leaf_task(config, leaf_id, path, k)
 
 
 def total_tasks(tree: TopicTree, config: GenerationConfig) -> int:

@@ -7,13 +7,27 @@ whichever runner executes the pending tasks; `SampleGenerator.generate_here` is 
 execution, `generate_tasks` the loop a runner's worker calls on its share.
 
 There is no batch barrier: `engine.stream` keeps at most `engine.batch_size` requests in flight and
-hands back each completion as soon as it finishes; the generator judges it (parse, check, dedup) at
-once and tops the stream up with the next task, or with the retry (attempt + 1, seeded from the task
-id and the attempt) when it was rejected. Judged records are journaled durably in groups of
-`flush_records` (at most the in-flight bound) or after `flush_seconds`, whichever comes first, and at
-the end, so a crash loses at most what was in flight or not yet flushed. What fails after
-`generation.max_retries` goes to failures.jsonl with its reason. A rerun skips every id already
-journaled (valid or failed) and finishes the rest.
+hands back each completion as soon as it finishes; the generator judges it at once and tops the
+stream up with the next task, or with the retry (attempt + 1, seeded from the task id and the
+attempt) when it was rejected. Judged records are journaled durably in groups of `flush_records` (at
+most the in-flight bound) or after `flush_seconds`, whichever comes first, and at the end, so a crash
+loses at most what was in flight or not yet flushed. What fails after `generation.max_retries` goes
+to failures.jsonl with its reason. A rerun skips every id already journaled (valid or failed) and
+finishes the rest.
+
+Judging a completion, in order (each step's rejection is counted under `records.reason_key`):
+
+    validation      engine error, empty, truncated at max_tokens, unparseable / missing sections,
+                    format check, copies a sentence of its template
+    rule checks     generation/judge.py `rule_reject` (generation.rules): counted per rule
+    LLM judge       generation.judge: one request per sample (kind "judge", temperature 0, JSON
+                    schema) in the same stream, or batched on a judge model of its own; a score under
+                    the threshold is a rejection ("judge score 2: <reason>"), retried like the others;
+                    the score and reason are journaled with the sample (dataset columns)
+    dedup           last, so only kept texts are remembered
+
+The tasks come from a `TaskPlan` (generation/topup.py): the pending allocation, then top-ups for the
+leaves still short, until the count asked for is delivered or the request budget is spent.
 """
 
 from __future__ import annotations
@@ -29,20 +43,25 @@ from topictree_hf import faults
 from topictree_hf.config import Config, GenerationConfig
 from topictree_hf.dedup import Deduper, make_deduper
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, SamplingParams
-from topictree_hf.generation.allocate import Task, allocate, total_tasks
+from topictree_hf.generation.allocate import Task, total_tasks
 from topictree_hf.generation.formats import Format, get_format
+from topictree_hf.generation.judge import judge_request, parse_judgement, rule_reject
 from topictree_hf.generation.templates import Template
+from topictree_hf.generation.topup import Journaled, TaskPlan
 from topictree_hf.journal import Journal
 from topictree_hf.records import (
     EMPTY,
     ENGINE_ERROR,
     INVALID,
+    JUDGE_SCORE,
     MISSING_SECTIONS,
     TRUNCATED,
     UNPARSEABLE,
     Failure,
     Sample,
+    failure_reason,
     messages_text,
+    reason_key,
 )
 from topictree_hf.rundir import RunDir
 from topictree_hf.textparse import parse_json, valid_unicode
@@ -50,6 +69,9 @@ from topictree_hf.tree.model import TopicTree
 
 GEN_SYSTEM = "You write accurate, specific training examples. Follow the requested layout exactly."
 SMALL_MODEL_PARAMS = 1_000_000_000
+# generation.repetition_penalty: None under SMALL_MODEL_PARAMS: on the bundled 135M model it nearly doubled the
+# valid share on model-built trees, 1.1 made it loop more (docs/quality.md, "Looping at max_tokens")
+SMALL_MODEL_REPETITION_PENALTY = 1.05
 NAIVE_ANGLE = "any aspect of the topic"
 Progress = Callable[[int], None]
 
@@ -62,33 +84,82 @@ def resolve_mode(mode: str, engine: Engine) -> str:
     return "text" if params is not None and params < SMALL_MODEL_PARAMS else "json"
 
 
+def resolve_repetition_penalty(value: float | None, engine: Engine) -> float | None:
+    """`generation.repetition_penalty`; None: SMALL_MODEL_REPETITION_PENALTY for a model under 1B
+    parameters, none otherwise (and for a model of unknown size). 1.0 means none (None)."""
+    if value is None:
+        params = engine.parameter_count
+        value = SMALL_MODEL_REPETITION_PENALTY if params is not None and params < SMALL_MODEL_PARAMS else 1.0
+    return None if value == 1.0 else value
+
+
+@dataclass(slots=True)
+class _Candidate:
+    """A sample that passed every check, waiting for the LLM judge's score."""
+
+    request: ChatRequest
+    completion: Completion
+    messages: list[dict[str, str]]
+
+
 @dataclass(slots=True)
 class _Job:
     task: Task
     attempt: int = 0
     reason: str | None = None
+    candidate: _Candidate | None = None  # set: this job is the judge's request for that sample
 
 
 @dataclass
 class Summary:
-    requested: int = 0
-    resumed: int = 0
+    requested: int = 0  # the samples asked for (the allocation)
+    resumed: int = 0  # ids journaled before this run (kept or failed)
     valid: int = 0
     failed: int = 0
     retried: int = 0
-    rejections: Counter[str] = field(default_factory=Counter)
+    rejections: Counter[str] = field(default_factory=Counter)  # by records.reason_key (each rule on its own)
     failures: Counter[str] = field(default_factory=Counter)
     output_tokens: int = 0
     engine_calls: int = 0  # engine streams opened: one per `generate_tasks` (a local run: 1; Ray: one per block)
     seconds: float = 0.0
     mode: str = ""
+    requests: int = 0  # generation requests sent this run: first tries, retries and top-ups
+    topups: int = 0  # top-up tasks (indices past a leaf's allotment) handed out this run
+    budget: int = 0  # the most generation requests the run dir may take (generation.topup_budget x requested)
+    delivered: int = 0  # valid samples in the run dir for this config (this run's and earlier ones)
+    budget_spent: bool = False  # a top-up was refused for want of budget
+    judge_requests: int = 0
+    judge_prompt_tokens: int = 0
+    judge_output_tokens: int = 0
+    judge_seconds: float = 0.0  # wall time of a separate judge engine's calls (the same engine: in the stream)
+    judge_unparsed: int = 0  # judge answers without a score (the sample is kept, unscored)
+    judge_scores: Counter[int] = field(default_factory=Counter)
+
+    def short_reason(self) -> str | None:
+        """Why fewer samples than asked were delivered (None when none is missing)."""
+        missing = self.requested - self.delivered
+        if missing <= 0:
+            return None
+        why = (f"top-up budget spent ({self.budget} requests, generation.topup_budget)" if self.budget_spent
+               else "stopped before the top-up finished")
+        top = ", ".join(f"{k} {v}" for k, v in self.rejections.most_common(3))
+        return f"{why}; most rejected: {top}" if top else why
 
     def to_dict(self) -> dict[str, Any]:
         tps = self.output_tokens / self.seconds if self.seconds else 0.0
         return {"requested": self.requested, "resumed": self.resumed, "valid": self.valid, "failed": self.failed,
                 "retried": self.retried, "rejections": dict(self.rejections), "failures": dict(self.failures),
                 "output_tokens": self.output_tokens, "engine_calls": self.engine_calls,
-                "seconds": round(self.seconds, 3), "output_tokens_per_s": round(tps, 1), "mode": self.mode}
+                "seconds": round(self.seconds, 3), "output_tokens_per_s": round(tps, 1), "mode": self.mode,
+                "asked": self.requested, "delivered": self.delivered,
+                "missing": max(0, self.requested - self.delivered), "short_reason": self.short_reason(),
+                "topups": self.topups, "requests": self.requests, "budget": self.budget,
+                "budget_spent": self.budget_spent,
+                "judge_requests": self.judge_requests,
+                "judge_tokens": self.judge_prompt_tokens + self.judge_output_tokens,
+                "judge_prompt_tokens": self.judge_prompt_tokens, "judge_output_tokens": self.judge_output_tokens,
+                "judge_seconds": round(self.judge_seconds, 3), "judge_unparsed": self.judge_unparsed,
+                "judge_scores": {str(k): v for k, v in sorted(self.judge_scores.items())}}
 
 
 def check_generation(gen: GenerationConfig) -> None:
@@ -111,13 +182,27 @@ Execute = Callable[[Iterator[Task], Summary, Progress | None], None]
 def generate_pending(config: Config, run_dir: RunDir, tree: TopicTree, execute: Execute,
                      progress: Progress | None = None) -> Summary:
     """The generate stage's bookkeeping, wherever the work runs: every id already journaled (valid or
-    failed) is skipped, the rest goes to `execute(tasks, summary, progress)`, which adds its counts."""
+    failed) is skipped, the rest goes to `execute(tasks, summary, progress)`, which adds its counts.
+    `tasks` is a `TaskPlan` (generation/topup.py): the pending allocation, then top-ups until the count
+    asked for is delivered or the budget is spent. An executor that reports outcomes to the plan gets
+    the top-ups in its own stream; for one that does not (Ray), the top-ups go out in rounds: after each
+    `execute` the plan is rebuilt from the journals and the next round executed. `progress` counts
+    delivered samples (those from before first)."""
     start = time.perf_counter()
-    done = run_dir.journaled_ids()
-    summary = Summary(requested=total_tasks(tree, config.generation), resumed=len(done))
-    if progress is not None and done:
-        progress(len(done))
-    execute((t for t in allocate(tree, config.generation) if t.id not in done), summary, progress)
+    journaled = Journaled.read(run_dir)
+    summary = Summary(requested=total_tasks(tree, config.generation), resumed=len(journaled.ids))
+    plan = TaskPlan(tree, config.generation, journaled, summary)
+    summary.budget = plan.budget
+    if progress is not None and plan.delivered:
+        progress(plan.delivered)
+    while True:
+        execute(plan, summary, progress)
+        if plan.live or not plan.handed_out:
+            break
+        plan = TaskPlan(tree, config.generation, Journaled.read(run_dir), summary)
+        if not plan.wanted():
+            break
+    summary.delivered, summary.budget_spent = plan.delivered, plan.spent
     summary.seconds = time.perf_counter() - start
     return summary
 
@@ -128,7 +213,8 @@ class SampleGenerator:
 
     def __init__(self, engine: Engine, config: Config, run_dir: RunDir, dedup: Deduper | None = None) -> None:
         """`generation.angles: false` gives every sample one fixed angle, as repeated prompting does;
-        de-duplication is the config's (or `dedup`) in every variant, so comparisons stay fair."""
+        de-duplication is the config's (or `dedup`) in every variant, so comparisons stay fair. A
+        `generation.judge` with its own model opens that model on first use; `close()` releases it."""
         gen = config.generation
         self.engine, self.config, self.gen, self.run_dir = engine, config, gen, run_dir
         self.mode = resolve_mode(gen.mode, engine)
@@ -137,6 +223,10 @@ class SampleGenerator:
         self.schemas = {f: fmt.schema(gen.chat_turns) for f, fmt in self.formats.items()}
         self.dedup: Deduper = dedup or make_deduper(gen)
         self.fixed_angle = not gen.angles
+        self.repetition_penalty = resolve_repetition_penalty(gen.repetition_penalty, engine)
+        self.judge = gen.judge
+        self.separate_judge = self.judge is not None and self.judge.model not in (None, config.engine.model)
+        self._judge_engine: Engine | None = None
 
     def prompt(self, task: Task, reason: str | None = None) -> list[dict[str, str]]:
         angle = NAIVE_ANGLE if self.fixed_angle else task.angle
@@ -152,14 +242,38 @@ class SampleGenerator:
         return messages
 
     def request(self, job: _Job) -> ChatRequest:
-        seed = int.from_bytes(hashlib.sha256(f"{job.task.id}|{job.attempt}".encode()).digest()[:4], "big")
-        params = SamplingParams(self.gen.temperature, self.gen.top_p, self.gen.max_tokens, seed)
+        if job.candidate is not None:  # the judge's request: temperature 0, seeded all the same
+            assert self.judge is not None
+            return judge_request(job.candidate.messages, job.task.path, self.judge.rubric,
+                                 _seed(f"{job.task.id}|{job.attempt}|judge"))
+        params = SamplingParams(self.gen.temperature, self.gen.top_p, self.gen.max_tokens,
+                                _seed(f"{job.task.id}|{job.attempt}"), self.repetition_penalty)
         schema = self.schemas[job.task.format] if self.mode == "json" else None
         return ChatRequest(self.prompt(job.task, job.reason), params, schema, kind="sample")
 
     def run(self, tree: TopicTree, progress: Progress | None = None) -> Summary:
         """The whole stage in this process: skip what is journaled, generate the rest."""
-        return generate_pending(self.config, self.run_dir, tree, self.generate_here, progress)
+        try:
+            return generate_pending(self.config, self.run_dir, tree, self.generate_here, progress)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Release a separate judge engine (the generating engine is the caller's)."""
+        if self._judge_engine is not None:
+            engine, self._judge_engine = self._judge_engine, None
+            engine.close()
+
+    def judge_engine(self) -> Engine:
+        """The engine that judges: the generating one, or `generation.judge.model` on the same backend."""
+        if not self.separate_judge:
+            return self.engine
+        if self._judge_engine is None:
+            from topictree_hf.engines.registry import create_engine
+
+            assert self.judge is not None
+            self._judge_engine = create_engine(self.config.engine.model_copy(update={"model": self.judge.model}))
+        return self._judge_engine
 
     def generate_here(self, tasks: Iterable[Task], summary: Summary, progress: Progress | None = None) -> None:
         """Execute `tasks` in this process, journaled in samples-00000.jsonl and failures.jsonl."""
@@ -175,44 +289,100 @@ class SampleGenerator:
                        progress: Progress | None = None) -> None:
         """Generate, judge and journal `tasks` as one continuous `engine.stream`, at most
         `engine.batch_size` requests in flight: each completion is judged as it arrives, rejects re-enter
-        the same stream (attempt + 1, with the reason), records are journaled in small flush groups."""
+        the same stream (attempt + 1, with the reason), records are journaled in small flush groups.
+        With the LLM judge on the same engine, its requests go into the same stream; a separate judge
+        engine scores groups of `engine.batch_size` (then another stream takes the retries). When
+        `tasks` is a TaskPlan, each outcome is reported to it, and its top-ups join the stream."""
         summary.mode = summary.mode or self.mode
         bound = self.config.engine.batch_size
-        feed = _Feed((_Job(t) for t in tasks), self.request)
-        sink = _Sink(samples, failures, min(self.flush_records, bound), self.flush_seconds)
+        plan = tasks if isinstance(tasks, TaskPlan) else None
+        feed = _Feed(iter(tasks), self.request, summary)
+        work = _Work(feed, _Sink(samples, failures, min(self.flush_records, bound), self.flush_seconds), summary,
+                     plan, progress)
         summary.engine_calls += 1
+        later = False  # a later stream (retries after a separate judge's group) counts once it yields
         try:
-            for index, out in self.engine.stream(feed, bound):
-                faults.crash_point("gen.generated")
-                job, req = feed.take(index)
-                if self._settle(job, req, out, feed, sink, summary) and progress is not None:
-                    progress(1)
-                sink.flush_if_due()
+            while True:
+                got = 0
+                feed.restart()
+                for index, out in self.engine.stream(feed, bound):
+                    if later and not got:
+                        summary.engine_calls += 1
+                    got += 1
+                    faults.crash_point("gen.generated")
+                    job, req = feed.take(index)
+                    self._settle(job, req, out, work)
+                    if len(work.waiting) >= bound:
+                        self._judge_waiting(work)
+                    work.sink.flush_if_due()
+                later = True
+                if not work.waiting:
+                    break
+                self._judge_waiting(work)  # may send retries back: another stream takes them
         finally:  # what is judged is kept, whatever stopped the stream (an engine error, Ctrl-C)
-            sink.flush()
+            work.sink.flush()
 
-    def _settle(self, job: _Job, req: ChatRequest, out: Completion, feed: _Feed, sink: _Sink,
-                summary: Summary) -> bool:
-        """Judge one completion: keep it, send it back into the stream (False), or record the failure."""
+    def _judge_waiting(self, work: _Work) -> None:
+        """Score the waiting candidates with the separate judge engine, in one call."""
+        group, work.waiting = work.waiting, []
+        requests = [self.request(job) for job in group]
+        start = time.perf_counter()
+        outs = self.judge_engine().generate(requests)
+        work.summary.judge_seconds += time.perf_counter() - start
+        for job, req, out in zip(group, requests, outs, strict=True):
+            self._settle(job, req, out, work)
+
+    def _settle(self, job: _Job, req: ChatRequest, out: Completion, work: _Work) -> None:
+        """One completion: a sample to check (then judged, kept or sent back), or the judge's score."""
+        summary = work.summary
+        if job.candidate is not None:
+            summary.judge_requests += 1
+            summary.judge_prompt_tokens += out.prompt_tokens
+            summary.judge_output_tokens += out.output_tokens
+            record, reason = self._judged(job, out, summary)
+            self._resolve(job, record, reason, job.candidate.completion, work)
+            return
         summary.output_tokens += out.output_tokens
         out.text = valid_unicode(out.text)  # it is journaled (and may become a row)
-        record, reason = self._judge(job, req, out)
-        if record is not None:
-            sink.samples.append(record.to_json())
-            summary.valid += 1
-            return True
-        assert reason is not None
-        summary.rejections[reason.split(":")[0]] += 1
-        if job.attempt < self.gen.max_retries:
-            feed.retry(_Job(job.task, job.attempt + 1, reason))
-            summary.retried += 1
-            return False
-        sink.failures.append(self._failure(job, reason, out).to_json())
-        summary.failures[reason.split(":")[0]] += 1
-        summary.failed += 1
-        return True
+        messages, reason = self._check(job, out)
+        if messages is not None and self.judge is not None:
+            candidate = _Job(job.task, job.attempt, job.reason, _Candidate(req, out, messages))
+            if self.separate_judge:
+                work.waiting.append(candidate)
+            else:
+                work.feed.judge(candidate)
+            return
+        record = None
+        if messages is not None:
+            record, reason = self._keep(job, req, out, messages, None, None)
+        self._resolve(job, record, reason, out, work)
 
-    def _judge(self, job: _Job, req: ChatRequest, out: Completion) -> tuple[Sample | None, str | None]:
+    def _resolve(self, job: _Job, record: Sample | None, reason: str | None, out: Completion, work: _Work) -> None:
+        """Keep the record, or send the task back into the stream, or record its failure."""
+        summary, plan = work.summary, work.plan
+        if record is not None:
+            work.sink.samples.append(record.to_json())
+            summary.valid += 1
+            if plan is not None:
+                plan.settled(job.task, True)
+            if work.progress is not None:
+                work.progress(1)
+            return
+        assert reason is not None
+        key = reason_key(reason)
+        summary.rejections[key] += 1
+        if job.attempt < self.gen.max_retries and (plan is None or plan.may_retry(job.task)):
+            work.feed.retry(_Job(job.task, job.attempt + 1, reason))
+            summary.retried += 1
+            return
+        work.sink.failures.append(self._failure(job, reason, out).to_json())
+        summary.failures[key] += 1
+        summary.failed += 1
+        if plan is not None:
+            plan.settled(job.task, False)
+
+    def _check(self, job: _Job, out: Completion) -> tuple[list[dict[str, str]] | None, str | None]:
+        """Validation, then the rule checks: the sample's messages, or why it is rejected."""
         if out.finish_reason == "error":
             return None, f"{ENGINE_ERROR}: {out.error or 'unknown'}"
         if not out.text.strip():
@@ -230,15 +400,41 @@ class SampleGenerator:
         if problem:
             return None, f"{INVALID}: {problem}"
         messages = fmt.messages(obj)
-        text = messages_text(messages)
-        if echoes_template(text, self.templates[job.task.format]):
+        if echoes_template(messages_text(messages), self.templates[job.task.format]):
             return None, f"{INVALID}: repeats the instructions"
-        dup = self.dedup.check_and_add(text)
+        if self.gen.rules:
+            rule = rule_reject(job.task.format, messages, job.task.path)
+            if rule:
+                return None, rule
+        return messages, None
+
+    def _judged(self, job: _Job, out: Completion, summary: Summary) -> tuple[Sample | None, str | None]:
+        """The judge's answer: under the threshold, a rejection; else the sample (unscored when the
+        answer holds no score), if it is no duplicate."""
+        candidate = job.candidate
+        assert candidate is not None and self.judge is not None
+        verdict = parse_judgement(out.text) if out.finish_reason != "error" else None
+        if verdict is None:
+            summary.judge_unparsed += 1
+            score, why = None, None
+        else:
+            score, why = verdict
+            summary.judge_scores[score] += 1
+            if score < self.judge.threshold:
+                return None, f"{JUDGE_SCORE} {score}: {why or 'no reason given'}"
+        return self._keep(job, candidate.request, candidate.completion, candidate.messages, score, why)
+
+    def _keep(self, job: _Job, req: ChatRequest, out: Completion, messages: list[dict[str, str]],
+              score: int | None, why: str | None) -> tuple[Sample | None, str | None]:
+        """De-duplication last (a text is remembered only when it is kept), then the record."""
+        dup = self.dedup.check_and_add(messages_text(messages))
         if dup:
             return None, dup
         if self.gen.system_prompt:
-            messages.insert(0, {"role": "system", "content": self.gen.system_prompt})
-        return self._sample(job, req, out, messages), None
+            messages = [{"role": "system", "content": self.gen.system_prompt}, *messages]
+        sample = self._sample(job, req, out, messages)
+        sample.judge_score, sample.judge_reason = score, why
+        return sample, None
 
     def _sample(self, job: _Job, req: ChatRequest, out: Completion, messages: list[dict[str, str]]) -> Sample:
         t = job.task
@@ -251,7 +447,11 @@ class SampleGenerator:
 
     def _failure(self, job: _Job, reason: str, out: Completion) -> Failure:
         t = job.task
-        return Failure(t.id, list(t.path), t.format, reason.split(":")[0], reason, out.text[:500], job.attempt)
+        return Failure(t.id, list(t.path), t.format, failure_reason(reason), reason, out.text[:500], job.attempt)
+
+
+def _seed(key: str) -> int:
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big")
 
 
 def echoes_template(text: str, template: Template) -> bool:
@@ -261,12 +461,14 @@ def echoes_template(text: str, template: Template) -> bool:
 
 
 class _Feed:
-    """The stream's request source, re-pollable: retries first, then fresh tasks. `StopIteration` means
-    "nothing now"; a retry appended later is pulled at the next poll. Remembers each pulled job by its
-    pull index until its completion is taken."""
+    """The stream's request source, re-pollable: judge requests first, then retries, then fresh tasks.
+    `StopIteration` means "nothing now"; a job appended later (or a top-up the TaskPlan has by then) is
+    pulled at the next poll. Remembers each pulled job by its pull index until its completion is taken;
+    counts the generation requests it hands out in `summary.requests`."""
 
-    def __init__(self, jobs: Iterator[_Job], request: Callable[[_Job], ChatRequest]) -> None:
-        self._fresh, self._request = jobs, request
+    def __init__(self, tasks: Iterator[Task], request: Callable[[_Job], ChatRequest], summary: Summary) -> None:
+        self._tasks, self._request, self._summary = tasks, request, summary
+        self._judging: deque[_Job] = deque()
         self._retries: deque[_Job] = deque()
         self._pulled: dict[int, tuple[_Job, ChatRequest]] = {}
         self._count = 0
@@ -275,17 +477,41 @@ class _Feed:
         return self
 
     def __next__(self) -> ChatRequest:
-        job = self._retries.popleft() if self._retries else next(self._fresh)
+        if self._judging:
+            job = self._judging.popleft()
+        else:
+            job = self._retries.popleft() if self._retries else _Job(next(self._tasks))
+            self._summary.requests += 1
         req = self._request(job)
         self._pulled[self._count] = (job, req)
         self._count += 1
         return req
 
+    def restart(self) -> None:
+        """A new stream counts its pulls from 0 again (the last one finished everything it pulled)."""
+        self._pulled.clear()
+        self._count = 0
+
     def retry(self, job: _Job) -> None:
         self._retries.append(job)
 
+    def judge(self, job: _Job) -> None:
+        self._judging.append(job)
+
     def take(self, index: int) -> tuple[_Job, ChatRequest]:
         return self._pulled.pop(index)
+
+
+@dataclass
+class _Work:
+    """What one `generate_tasks` call settles completions into."""
+
+    feed: _Feed
+    sink: _Sink
+    summary: Summary
+    plan: TaskPlan | None
+    progress: Progress | None
+    waiting: list[_Job] = field(default_factory=list)  # candidates for a separate judge engine
 
 
 class _Sink:

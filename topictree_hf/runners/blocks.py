@@ -27,7 +27,8 @@ from topictree_hf.rundir import RunDir
 
 SAMPLES_PREFIX = "samples-ray-"
 FAILURES_PREFIX = "failures-ray-"
-COUNTS = ("valid", "failed", "retried", "output_tokens", "engine_calls")
+COUNTS = ("valid", "failed", "retried", "output_tokens", "engine_calls", "requests", "judge_requests",
+          "judge_prompt_tokens", "judge_output_tokens", "judge_unparsed")
 
 
 def task_row(task: Task) -> dict[str, Any]:
@@ -80,16 +81,20 @@ def summary_row(name: str, summary: Summary) -> dict[str, Any]:
     """One block's counts as a flat row (the result a Ray worker hands back)."""
     row: dict[str, Any] = {"block": name, "mode": summary.mode, "error_type": "", "error": ""}
     row.update({k: int(getattr(summary, k)) for k in COUNTS})
+    row["judge_seconds"] = float(summary.judge_seconds)
     row["rejections"] = json.dumps(dict(summary.rejections))
     row["failures"] = json.dumps(dict(summary.failures))
+    row["judge_scores"] = json.dumps({str(k): v for k, v in summary.judge_scores.items()})
     return row
 
 
 def add_row(total: Summary, row: dict[str, Any]) -> None:
     for key in COUNTS:
         setattr(total, key, getattr(total, key) + int(row[key]))
+    total.judge_seconds += float(row.get("judge_seconds") or 0.0)
     total.rejections.update(json.loads(row["rejections"]))
     total.failures.update(json.loads(row["failures"]))
+    total.judge_scores.update({int(k): v for k, v in json.loads(row.get("judge_scores") or "{}").items()})
     total.mode = total.mode or str(row["mode"])
 
 

@@ -26,4 +26,8 @@ class LocalRunner(Runner):
 
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
                  progress: Progress | None = None) -> None:
-        SampleGenerator(self.engine, config, run_dir).generate_here(tasks, summary, progress)
+        generator = SampleGenerator(self.engine, config, run_dir)
+        try:
+            generator.generate_here(tasks, summary, progress)
+        finally:
+            generator.close()  # a separate judge engine (generation.judge.model), if one was opened

@@ -230,7 +230,9 @@ class RayRunner(Runner):
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
                  progress: Progress | None = None) -> None:
         """The pending tasks in blocks on the actor pool; every block's failure shard is folded into
-        failures.jsonl afterwards (also when the run fails: what finished is kept)."""
+        failures.jsonl afterwards (also when the run fails: what finished is kept). Top-ups come as
+        further calls: `generate_pending` rebuilds its plan from the journals after each one and sends
+        the next round (each round starts a new actor pool, so each costs an engine start per actor)."""
         rows = [task_row(t) for t in tasks]
         try:
             if rows:
@@ -264,8 +266,8 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, rows: list[dic
             if row["error_type"]:
                 raise _worker_error(row["error_type"], row["error"])
             add_row(summary, row)
-            if progress is not None:
-                progress(int(row["valid"]) + int(row["failed"]))
+            if progress is not None:  # delivered samples, as the local runner counts them
+                progress(int(row["valid"]))
     except ray.exceptions.RayError as exc:
         raise _as_topictree_error(exc, run_dir) from None
 

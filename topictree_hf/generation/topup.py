@@ -1,0 +1,235 @@
+"""The count asked for is the count delivered: a generate stage's tasks are the allocation's pending
+tasks, then top-ups (new tasks for the leaves still short of their allotment) until every leaf has its
+samples or the request budget is spent.
+
+`TaskPlan` is the task source of one stage. It is an iterator that may say "nothing now"
+(StopIteration) and yield again later, which is what `Engine.stream` polls:
+
+    pending allocation tasks (not journaled yet), in allocation order
+    then, while some leaf has  valid + outstanding < allotted  and requests sent < budget:
+        the leaf's next sample index past its allotment (new id, angle and seed: allocate.leaf_task),
+        leaves served round-robin in the order they fell short, so the per-leaf balance holds
+
+An executor that reports each task's outcome (`settled`, as `SampleGenerator.generate_tasks` does)
+gets its top-ups in the same stream, as soon as a leaf falls short. One that does not (the Ray runner
+runs blocks elsewhere) gets rounds: `generate_pending` rebuilds the plan from the journals after each
+`execute` and runs the top-ups of the next round, until nothing is short or the budget is spent.
+
+Deterministic whatever the timing, the runner or a crash in between: a leaf's index j is tried if and
+only if fewer than its allotment of the indices before j were kept, so the tried set is the shortest
+prefix of indices holding the allotment (given each task's outcome). A rerun rebuilds the state from
+the journals (which ids were kept, which failed, how many requests each took) and goes on.
+
+Budget: `generation.topup_budget` x the samples asked for, in generation requests (first tries,
+retries and top-ups; judge requests are counted apart). Allocation tasks and their retries always
+run; a top-up, or a top-up's retry, only while requests sent < budget.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from topictree_hf.config import GenerationConfig
+from topictree_hf.generation.allocate import Task, allocate, leaf_order, leaf_task
+from topictree_hf.journal import read_jsonl
+from topictree_hf.rundir import RunDir
+from topictree_hf.tree.model import TopicTree
+
+if TYPE_CHECKING:
+    from topictree_hf.generation.generator import Summary
+
+MAX_GAP = 256  # top-up indices in a row with nothing journaled before the search for journaled ones stops
+
+
+@dataclass
+class Journaled:
+    """What the run dir's journals hold: requests taken per id (attempt + 1), kept samples and failures."""
+
+    kept: dict[str, int]
+    failed: dict[str, int]
+
+    @classmethod
+    def read(cls, run_dir: RunDir) -> Journaled:
+        kept: dict[str, int] = {}
+        for shard in run_dir.sample_shards():
+            for record in read_jsonl(shard):
+                sid = record.get("id")
+                if isinstance(sid, str) and sid not in kept:
+                    kept[sid] = _requests(record.get("attempt"))
+        failed = {f.id: _requests(f.attempt) for f in run_dir.iter_failures() if f.id is not None and f.id not in kept}
+        return cls(kept, failed)
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self.kept) | set(self.failed)
+
+    def requests(self, ids: Iterable[str]) -> int:
+        return sum(self.kept.get(i, 0) or self.failed.get(i, 0) for i in ids)
+
+
+def _requests(attempt: object) -> int:
+    return attempt + 1 if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else 1
+
+
+@dataclass
+class _Leaf:
+    id: str
+    path: tuple[str, ...]
+    allotted: int
+    valid: int = 0
+    outstanding: int = 0  # tasks pending or in flight, not settled yet
+    next_index: int = 0  # the next top-up index to look at (journaled ones are skipped)
+    queued: bool = False
+
+    @property
+    def short(self) -> bool:
+        return self.valid + self.outstanding < self.allotted
+
+
+class TaskPlan(Iterator[Task]):
+    """The tasks of one generate stage (see the module docstring); counts top-ups into `summary`."""
+
+    def __init__(self, tree: TopicTree, gen: GenerationConfig, journaled: Journaled, summary: Summary) -> None:
+        self.gen, self.summary = gen, summary
+        self.leaves = {leaf_id: _Leaf(leaf_id, path, count, next_index=count)
+                       for leaf_id, path, count in leaf_order(tree, gen)}
+        self.asked = sum(leaf.allotted for leaf in self.leaves.values())
+        self.budget = max(self.asked, math.ceil(gen.topup_budget * self.asked))
+        done = journaled.ids
+        known: set[str] = set()
+        pending: list[Task] = []
+        for task in allocate(tree, gen):
+            known.add(task.id)
+            leaf = self.leaves[task.leaf_id]
+            if task.id in journaled.kept:
+                leaf.valid += 1
+            elif task.id not in done:
+                leaf.outstanding += 1
+                pending.append(task)
+        self._skip = self._match_topups(journaled, done - known)
+        self.base_requests = journaled.requests(known | self._skip)
+        self._mark = summary.requests
+        self._pending: deque[Task] = deque(pending)
+        self._pulled = 0
+        self._retries = 0
+        self._short: deque[_Leaf] = deque()
+        for leaf in self.leaves.values():
+            self._requeue(leaf)
+        self.live = False  # True once an executor reports outcomes (`settled`): top-ups then go in its stream
+        self.spent = False  # a top-up or a top-up's retry was refused for want of budget
+
+    def _match_topups(self, journaled: Journaled, unmatched: set[str]) -> set[str]:
+        """The journaled top-up ids (indices past each leaf's allotment), counted into their leaves;
+        looked for index by index over all leaves until every journaled id outside the allocation is
+        placed, or MAX_GAP indices in a row placed none (ids of another config, after --force)."""
+        found: set[str] = set()
+        offset = misses = 0
+        while unmatched and misses < MAX_GAP:
+            hits = 0
+            for leaf in self.leaves.values():
+                task = leaf_task(self.gen, leaf.id, leaf.path, leaf.allotted + offset)
+                if task.id in unmatched:
+                    unmatched.discard(task.id)
+                    found.add(task.id)
+                    leaf.valid += task.id in journaled.kept
+                    hits += 1
+            misses = 0 if hits else misses + 1
+            offset += 1
+        return found
+
+    # -- the iterator an engine stream polls ------------------------------------------------------
+
+    def __next__(self) -> Task:
+        if self._pending:
+            self._pulled += 1
+            return self._pending.popleft()
+        task = self._topup()
+        if task is None:
+            raise StopIteration  # nothing now: a leaf may fall short later
+        self._pulled += 1
+        return task
+
+    def _topup(self) -> Task | None:
+        while self._short:
+            leaf = self._short.popleft()
+            leaf.queued = False
+            if not leaf.short:
+                continue
+            if not self.budget_left():
+                self.spent = True
+                self._short.appendleft(leaf)
+                leaf.queued = True
+                return None
+            while True:
+                task = leaf_task(self.gen, leaf.id, leaf.path, leaf.next_index)
+                leaf.next_index += 1
+                if task.id not in self._skip:
+                    break
+            leaf.outstanding += 1
+            self.summary.topups += 1
+            self._requeue(leaf)  # round-robin: back of the queue if it needs more
+            return task
+        return None
+
+    def _requeue(self, leaf: _Leaf) -> None:
+        if leaf.short and not leaf.queued:
+            leaf.queued = True
+            self._short.append(leaf)
+
+    # -- what an executor reports -----------------------------------------------------------------
+
+    def settled(self, task: Task, kept: bool) -> None:
+        """`task` is finished: kept, or failed for good (its leaf may now be short)."""
+        self.live = True
+        leaf = self.leaves.get(task.leaf_id)
+        if leaf is None:
+            return
+        leaf.outstanding = max(0, leaf.outstanding - 1)
+        leaf.valid += kept
+        self._requeue(leaf)
+
+    def may_retry(self, task: Task) -> bool:
+        """An allocation task is always retried (up to max_retries); a top-up only within the budget.
+        A retry allowed counts as sent from now on (it is queued), so several settled at once cannot
+        all pass the check."""
+        leaf = self.leaves.get(task.leaf_id)
+        if leaf is None or task.index < leaf.allotted or self.budget_left():
+            self._retries += 1
+            return True
+        self.spent = True
+        return False
+
+    # -- the counts -------------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> int:
+        """Generation requests of the run dir so far: the journaled ones, plus this run's: the tasks
+        handed out and the retries allowed (queued ones included), or the requests the executor counted
+        when it counted more (a runner that retries without asking, Ray's blocks)."""
+        return self.base_requests + max(self.summary.requests - self._mark, self._pulled + self._retries)
+
+    @property
+    def handed_out(self) -> int:
+        """Tasks this plan handed out (allocation and top-ups)."""
+        return self._pulled
+
+    def budget_left(self) -> bool:
+        return self.requests < self.budget
+
+    @property
+    def delivered(self) -> int:
+        return sum(min(leaf.valid, leaf.allotted) for leaf in self.leaves.values())
+
+    def short_leaves(self) -> int:
+        """Leaves short of their allotment with nothing outstanding (what another round would top up)."""
+        return sum(1 for leaf in self.leaves.values() if leaf.short)
+
+    def wanted(self) -> bool:
+        """Another round would send something: a leaf is short and the budget is not spent."""
+        if self.short_leaves() and not self.budget_left():
+            self.spent = True
+        return bool(self._pending) or (self.short_leaves() > 0 and self.budget_left())
