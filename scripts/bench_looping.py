@@ -7,11 +7,14 @@ vllm backend; docs/quality.md has the figures. One line of JSON per setting:
 """
 
 import json
+import os
 import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
+
+from bench_modes import tree as clean_tree  # scripts/ is on sys.path when run as a script
 
 from topictree_hf.config import Config
 from topictree_hf.engines import create_engine
@@ -21,25 +24,12 @@ from topictree_hf.journal import Journal
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
 
-OUTLINE = {
-    "Ancient History": ["Roman Empire", "Ancient Egypt", "Classical Greece"],
-    "World Wars": ["World War I", "World War II", "Interwar Period"],
-    "Age of Exploration": ["Voyages of Columbus", "Silk Road Trade", "Circumnavigation of the Globe"],
-    "Revolutions": ["French Revolution", "American Revolution", "Industrial Revolution"],
-}
 
-
-def tree():
-    import os
-
+def tree() -> TopicTree:
+    """The clean history tree of bench_modes.py, or the tree in $TREE (a model-built one)."""
     if os.environ.get("TREE"):
         return TopicTree.load(Path(os.environ["TREE"]))
-    t = TopicTree.new("Historical Events")
-    for b, leaves in OUTLINE.items():
-        bid = t.add_child(t.root_id, b).id
-        for leaf in leaves:
-            t.add_child(bid, leaf)
-    return t
+    return clean_tree()
 
 
 def measure(engine, n, penalty, judge=False, temperature=0.2, fmt="qa"):
