@@ -95,9 +95,12 @@ def test_embed_sample_caps_what_is_embedded() -> None:
 
 def test_table_has_every_row_and_ratios(tree: dict, templated: dict) -> None:
     table = format_table(tree, templated, ("tree", "naive"))
-    assert table.splitlines()[0] == "| metric | better | tree | naive | ratio |"
+    assert table.splitlines()[0] == "| metric | better | tree | naive | ratio | ahead |"
     assert "| near-duplicates (MinHash, word 5-grams, J >= 0.8) | lower | 0.0% |" in table
     assert "| Vendi score* | higher |" in table and "x |" in table
+    vendi = next(line for line in table.splitlines() if line.startswith("| Vendi score* |"))
+    assert vendi.endswith("| tree |")  # the tree set is the more diverse one: ahead on Vendi
+    assert next(line for line in table.splitlines() if line.startswith("| leaves in the tree |")).endswith("|  |")
     assert "n/a" not in format_table(tree).split("Spread over the tree")[0]
 
 
