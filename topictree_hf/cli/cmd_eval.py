@@ -64,8 +64,9 @@ def run(args: argparse.Namespace) -> int:
     names = (_name(target.path), _name(base.path) if base else "baseline")
     if names[0] == names[1]:  # runs/a/dataset vs runs/b/dataset
         names = ("this set", "baseline")
-    if base is not None:
-        names = (names[0], names[1] + _variant(base.path))
+    variant = _variant(base.path) if base is not None else ""
+    if variant and variant != f" ({names[1]})":
+        names = (names[0], names[1] + variant)
     print(format_table(result, baseline, names))
     print()
     print(table_notes(result, baseline))
