@@ -65,12 +65,16 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-tokens", type=int, default=256)
     p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--tree-dedup", choices=("exact", "semantic"), default="semantic",
+                   help="tree.dedup (exact: resume run dirs made before semantic became the default)")
+    p.add_argument("--no-drift", action="store_true", help="tree.drift off (run dirs made before it existed)")
     p.add_argument("--arms", default=",".join(ARMS), help="comma list, a subset of " + ", ".join(ARMS))
     return p.parse_args()
 
 
 def base_config(a: argparse.Namespace) -> Config:
-    return Config(root=a.root, tree={"depth": a.depth, "degree": a.degree},
+    tree = {"depth": a.depth, "degree": a.degree, "dedup": a.tree_dedup, "drift": not a.no_drift}
+    return Config(root=a.root, tree=tree,
                   generation={"num_samples": a.samples, "temperature": a.temperature, "formats": [a.format],
                               "dedup": "none", "max_tokens": a.max_tokens, "seed": a.seed},
                   engine={"backend": a.backend, "model": a.model, "batch_size": a.batch_size})
