@@ -194,9 +194,9 @@ def test_random_model_run_records_every_failure(tmp_path: Path) -> None:
     assert all(f["reason"] for f in tree["failures"]), "a node that fell short says why"
     samples, failures = journal(run / "samples-00000.jsonl"), journal(run / "failures.jsonl")
     ids = [r["id"] for r in samples + failures]
-    assert len(ids) == len(set(ids)) == 4
-    assert failures and all(f["reason"] for f in failures)
     summary = json.loads((run / "summary.json").read_text())["generation"]
+    assert len(ids) == len(set(ids)) >= 4 == summary["asked"]  # the 4 allocated, then top-ups (each id once)
+    assert failures and all(f["reason"] for f in failures)
     assert (summary["valid"], summary["failed"]) == (len(samples), len(failures))
     assert summary["delivered"] == len(samples) and summary["requests"] <= summary["budget"] + 8
     assert "failed for good" in err and f"{len(failures)} failed" in err
