@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import shutil
 import signal
 import subprocess
@@ -30,7 +29,7 @@ from typing import Any
 from topictree_hf.config import Config, GenerationConfig
 from topictree_hf.dedup import make_deduper
 from topictree_hf.engines import create_engine
-from topictree_hf.eval.text import sample_text
+from topictree_hf.eval.text import equal_size, sample_text
 from topictree_hf.pipeline import run_baseline
 from topictree_hf.records import messages_text
 from topictree_hf.rundir import RunDir
@@ -111,8 +110,9 @@ def kept(records: list[dict[str, Any]], dedup: str) -> list[dict[str, Any]]:
 
 
 def eval_arm(out: Path, arm: str, dedup: str, records: list[dict[str, Any]], n: int) -> dict[str, Any]:
-    """Write the equal-N pick as a run dir and measure it with `topictree eval`."""
-    pick = sorted(random.Random(0).sample(records, n), key=lambda r: r["id"])
+    """Write the equal-N pick (the seeded pick `topictree eval --baseline` makes) as a run dir and
+    measure it with `topictree eval`."""
+    pick = equal_size(records, n)
     folder = out / "eval" / f"{arm}.{dedup}"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)

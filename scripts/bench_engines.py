@@ -201,7 +201,7 @@ def main() -> None:
     args = parse_args()
     if args.omp_default:
         import torch  # noqa: F401 - loads libgomp before topictree_hf can set its wait policy
-    from topictree_hf.engines.threads import passive_omp_wait
+    from topictree_hf.threads import passive_omp_wait
 
     passive_omp_wait()  # what create_engine does: PASSIVE unless torch is loaded already
 

@@ -18,10 +18,12 @@ from pathlib import Path
 
 
 def one(n: int, mode: str, dedup: str) -> dict:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted engine is test support
+    from fake_engine import FakeEngine
+
     from topictree_hf.config import Config
     from topictree_hf.engines import ChatRequest
-    from topictree_hf.engines.fake import FakeEngine
-    from topictree_hf.generation.generator import SampleGenerator
+    from topictree_hf.pipeline import generate_stage
     from topictree_hf.rundir import RunDir
     from topictree_hf.tree.model import synthetic_tree
 
@@ -39,9 +41,9 @@ def one(n: int, mode: str, dedup: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         config = Config(generation={"num_samples": n, "mode": mode, "dedup": dedup}, engine={"batch_size": 1024})
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        gen = SampleGenerator(FakeEngine(answer, record=False), config, RunDir(Path(tmp)))
+        engine = FakeEngine(answer, record=False)
         start = time.perf_counter()
-        summary = gen.run(tree)
+        summary = generate_stage(config, engine, RunDir(Path(tmp)), tree)
         seconds = time.perf_counter() - start
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         size = sum(p.stat().st_size for p in Path(tmp).glob("*.jsonl"))

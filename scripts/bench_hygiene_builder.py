@@ -15,10 +15,10 @@ import time
 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent.parent / "tests"))
+from fake_engine import FakeEngine
 from fake_model import subtopic_count
 
 from topictree_hf.config import TreeConfig
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.tree import builder as B
 from topictree_hf.tree.drift import DriftChecker
 from topictree_hf.tree.semantic import SemanticMatcher

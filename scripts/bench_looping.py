@@ -19,7 +19,7 @@ from bench_modes import tree as clean_tree  # scripts/ is on sys.path when run a
 from topictree_hf.config import Config
 from topictree_hf.engines import create_engine
 from topictree_hf.generation.allocate import allocate
-from topictree_hf.generation.generator import SampleGenerator, Summary
+from topictree_hf.generation.generator import SampleGenerator
 from topictree_hf.journal import Journal
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
@@ -48,10 +48,10 @@ def measure(engine, n, penalty, judge=False, temperature=0.2, fmt="qa"):
         run = RunDir(Path(tmp))
         g = SampleGenerator(engine, config, run)
         tasks = list(allocate(tree(), config.generation))
-        summary = Summary(requested=n)
         start = time.perf_counter()
         with Journal(run.sample_shard(0)) as s, Journal(run.failures) as f:
-            g.generate_tasks(tasks, s, f, summary)
+            summary = g.generate_tasks(tasks, s, f)
+        summary.asked = n
         secs = time.perf_counter() - start
         fails = list(run.iter_failures())
         samples = list(run.iter_samples())

@@ -15,7 +15,7 @@ from pathlib import Path
 from topictree_hf.config import Config
 from topictree_hf.engines import create_engine
 from topictree_hf.eval.report import evaluate
-from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.pipeline import generate_stage
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
 
@@ -43,7 +43,7 @@ def measure(engine, model: str, mode: str, temperature: float, samples: int) -> 
                         engine={"model": model, "batch_size": samples})
         run = RunDir(Path(tmp))
         start = time.perf_counter()
-        summary = SampleGenerator(engine, config, run).run(tree())
+        summary = generate_stage(config, engine, run, tree())
         seconds = time.perf_counter() - start
         records = [s.to_json() for s in run.iter_samples()]
         report = evaluate(records, failures=summary.failed) if records else None

@@ -18,10 +18,14 @@ import argparse
 import json
 import os
 import random
+import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted engine is test support
+import fake_engine  # noqa: E402
 
 WORDS = [f"{a}{b}{c}" for a in "bdfgklmnprstvz" for b in "aeiou" for c in "nrsl"]
 
@@ -31,12 +35,12 @@ def answer(req: Any) -> str:
     return json.dumps({k: " ".join(rng.choices(WORDS, k=12)) + "." for k in req.json_schema["properties"]})
 
 
-def fake_engine(config: Any) -> Any:
-    """Engine factory for the actors: register the scripted backend there, then go through the registry."""
+def scripted_engine(config: Any) -> Any:
+    """Engine factory for the actors: register the scripted backend there, then go through the registry.
+    The actors get tests/fake_engine.py by value (`register_pickle_by_value`): tests/ is not on their path."""
     from topictree_hf.engines import create_engine, register_backend
-    from topictree_hf.engines.fake import FakeEngine
 
-    register_backend("fake", lambda _cfg: FakeEngine(answer))
+    register_backend("fake", lambda _cfg: fake_engine.FakeEngine(answer))
     return create_engine(config)
 
 
@@ -54,15 +58,15 @@ def make_config(run: Path, samples: int, batch_size: int) -> Any:
 
 
 def run_local(tmp: Path, samples: int, batch_size: int) -> dict[str, Any]:
-    from topictree_hf.generation.generator import SampleGenerator
+    from topictree_hf.pipeline import generate_stage
     from topictree_hf.rundir import RunDir
 
     config = make_config(tmp / f"local{samples}", samples, batch_size)
     run_dir = RunDir(config.run_dir)
     run_dir.prepare(config)
     start = time.perf_counter()
-    engine = fake_engine(config.engine)
-    summary = SampleGenerator(engine, config, run_dir).run(make_tree())
+    engine = scripted_engine(config.engine)
+    summary = generate_stage(config, engine, run_dir, make_tree())
     seconds = time.perf_counter() - start
     return {"runner": "local", "workers": 1, "samples": samples, "valid": summary.valid,
             "seconds": round(seconds, 2), "samples_per_s": round(samples / seconds)}
@@ -76,7 +80,7 @@ def run_ray(tmp: Path, samples: int, batch_size: int, workers: int, block_size: 
     config = make_config(tmp / f"ray{workers}-{samples}", samples, batch_size)
     run_dir = RunDir(config.run_dir)
     run_dir.prepare(config)
-    options = RayOptions(workers=workers, block_size=block_size, engine_factory=fake_engine)
+    options = RayOptions(workers=workers, block_size=block_size, engine_factory=scripted_engine)
     start = time.perf_counter()
     summary = generate_stage(config, RayRunner(options), run_dir, make_tree())
     seconds = time.perf_counter() - start
@@ -98,9 +102,8 @@ def main() -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     os.environ.setdefault("TOPICTREE_NO_PROGRESS", "1")
     from topictree_hf.engines import register_backend
-    from topictree_hf.engines.fake import FakeEngine
 
-    register_backend("fake", lambda _cfg: FakeEngine(answer))
+    register_backend("fake", lambda _cfg: fake_engine.FakeEngine(answer))
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -110,6 +113,7 @@ def main() -> None:
             print(json.dumps(rows[-1]), flush=True)
         import ray
 
+        ray.cloudpickle.register_pickle_by_value(fake_engine)
         start = time.perf_counter()
         ray.init(num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
         rows.append({"runner": "ray.init", "cpus": args.cpus, "seconds": round(time.perf_counter() - start, 2)})

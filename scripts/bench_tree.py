@@ -10,11 +10,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the scripted engine is test support
+from fake_engine import FakeEngine
 
 from topictree_hf.config import EngineConfig, TreeConfig
 from topictree_hf.engines import ChatRequest, create_engine
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.tree.builder import TreeBuilder
 
 

@@ -73,21 +73,19 @@ def sample_requests(n: int, mode: str, max_tokens: int) -> list[Any]:
     from topictree_hf.config import Config
     from topictree_hf.engines import ChatRequest, SamplingParams
     from topictree_hf.generation.allocate import allocate
-    from topictree_hf.generation.generator import SampleGenerator
-    from topictree_hf.rundir import RunDir
+    from topictree_hf.generation.prompts import Prompts
     from topictree_hf.tree.model import synthetic_tree
 
-    class Sized:  # the generator only asks an engine its size (for `mode: auto`)
+    class Sized:  # the prompts only ask an engine its size (for `mode: auto`)
         backend, model_name, parameter_count = "vllm", "bundled", 134_515_008
 
     config = Config(generation={"num_samples": n, "mode": mode, "formats": ["qa"], "max_tokens": max_tokens})
-    with tempfile.TemporaryDirectory() as tmp:
-        gen = SampleGenerator(Sized(), config, RunDir(Path(tmp)))  # type: ignore[arg-type]
-        tasks = list(allocate(synthetic_tree("Science", depth=2, degree=4), config.generation))[:n]
-        out = []
-        for i, task in enumerate(tasks):
-            schema = gen.schemas[task.format] if mode == "json" else None
-            out.append(ChatRequest(gen.prompt(task), SamplingParams(0.7, 0.95, max_tokens, seed=i), schema))
+    prompts = Prompts(config.generation, Sized())  # type: ignore[arg-type]
+    tasks = list(allocate(synthetic_tree("Science", depth=2, degree=4), config.generation))[:n]
+    out = []
+    for i, task in enumerate(tasks):
+        schema = prompts.schemas[task.format] if mode == "json" else None
+        out.append(ChatRequest(prompts.messages(task), SamplingParams(0.7, 0.95, max_tokens, seed=i), schema))
     return out
 
 
@@ -156,9 +154,9 @@ def pipeline_row(engine: Any, samples: int) -> dict:
     """Row b: `topictree run` end to end with this engine lent to the CLI through the registry."""
     from topictree_hf.cli import main
     from topictree_hf.engines import registry
-    from topictree_hf.generation import generator
+    from topictree_hf.generation import stream
 
-    if ".stream(" not in inspect.getsource(generator):  # the generator feeds engine.stream(...)
+    if ".stream(" not in inspect.getsource(stream):  # the generator's stream loop feeds engine.stream(...)
         return {"row": "b", "todo": "SampleGenerator does not stream yet: rerun once it does"}
 
     class Lent:

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from topictree_hf.config import BUNDLED_MODEL, EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines.registry import create_engine
 from topictree_hf.generation.judge import judge_request, parse_judgement, rule_reject
 
@@ -38,7 +38,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--labels", type=Path, default=LABELS)
     parser.add_argument("--backend", default="transformers")
-    parser.add_argument("--model", default=BUNDLED_MODEL)
+    parser.add_argument("--model", default=SMOLLM2)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--threshold", type=int, default=3)
     args = parser.parse_args()

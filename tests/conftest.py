@@ -9,15 +9,18 @@ import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import tiers
 
-from topictree_hf.config import EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines import ChatRequest, Completion, register_backend, restore_backend
-from topictree_hf.engines.fake import FakeEngine
-from topictree_hf.engines.threads import passive_omp_wait
 from topictree_hf.rundir import RunDir
+from topictree_hf.threads import passive_omp_wait
+
+if TYPE_CHECKING:
+    from fake_engine import FakeEngine
 
 TIER_TIMES: dict[str, tuple[float, int]] = {}  # tier -> (seconds, tests run)
 os.environ.setdefault("TOPICTREE_NO_PROGRESS", "1")
@@ -31,6 +34,7 @@ def _isolated_hub(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.
     home = tmp_path_factory.mktemp("hf_home")
     monkeypatch.setenv("HF_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TOPICTREE_OFFLINE", "1")  # no model download (tests/hub_models.py serves one locally)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setenv("VLLM_NO_USAGE_STATS", "1")
 
@@ -72,7 +76,7 @@ def bundled_engine() -> Iterator[object]:
     """The bundled SmolLM2-135M-Instruct on the transformers backend, loaded once per session."""
     from topictree_hf.engines.transformers_engine import TransformersEngine
 
-    engine = TransformersEngine(EngineConfig(batch_size=16))
+    engine = TransformersEngine(EngineConfig(backend="transformers", model=SMOLLM2, batch_size=16))
     yield engine
     engine.close()
 
@@ -81,6 +85,8 @@ def bundled_engine() -> Iterator[object]:
 def fake_backend() -> Iterator[Callable[[Callable[[ChatRequest], str | Completion]], FakeEngine]]:
     """Register a scripted engine as backend 'fake' through the real registry; returns it. The
     registry is put back as it was after the test."""
+    from fake_engine import FakeEngine  # here, not at the top: see generated_run_source
+
     replaced: list[object] = []
 
     def make(responder: Callable[[ChatRequest], str | Completion]) -> FakeEngine:

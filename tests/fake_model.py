@@ -1,4 +1,4 @@
-"""The scripted model of the test suite: it answers by request kind (`ChatRequest.kind`: tree
+"""The scripted model of the test suite: it answers by request kind (`fake_engine.request_kind`: tree
 expansions, samples of every built-in format, in JSON and tagged-text mode) from the request's topic
 path, schema and seed alone, so two runs of one config give byte-identical results.
 
@@ -22,8 +22,9 @@ import random
 import re
 import time
 
+from fake_engine import FakeEngine, request_kind
+
 from topictree_hf.engines import ChatRequest, register_backend
-from topictree_hf.engines.fake import FakeEngine
 
 ADJECTIVES = ("Ancient", "Coastal", "Northern", "Rural", "Urban", "Royal", "Maritime", "Sacred", "Early", "Late",
               "Southern", "Imperial", "Frontier", "Civic", "Colonial", "Nomadic", "Alpine")  # 17: prime
@@ -60,9 +61,9 @@ class FakeModel:
     def __call__(self, req: ChatRequest) -> str:
         if self.delay:
             time.sleep(self.delay)
-        if req.kind == "subtopics":
+        if request_kind(req) == "subtopics":
             return self.subtopics(req)
-        if req.kind == "judge":
+        if request_kind(req) == "judge":
             return self.judgement(req)
         return self.sample(req)
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from topictree_hf.config import Config
+from topictree_hf.config import SMOLLM2, Config
 from topictree_hf.journal import Journal
 from topictree_hf.records import Sample, sample_id
 from topictree_hf.rundir import RunDir
@@ -37,7 +37,7 @@ def synthetic_record(path: list[str], index: int, seed: int, content_chars: int,
         depth=len(path) - 1, format=fmt,
         messages=[{"role": "user", "content": f"Question {index} about {path[-1]}?"},
                   {"role": "assistant", "content": answer}],
-        model="bundled:smollm2-135m-instruct", backend="transformers", mode="json", template=fmt, angle="causes",
+        model=SMOLLM2, backend="transformers", mode="json", template=fmt, angle="causes",
         temperature=0.7, top_p=0.95, seed=seed + index, finish_reason="stop", prompt_tokens=120,
         output_tokens=content_chars // 4, attempt=0,
     ).to_json()
@@ -57,7 +57,7 @@ def make_synthetic_run(path: Path, *, root: str = "Historical Events", depth: in
     """Write a complete run dir (manifest, config.yaml, topic_tree.json, samples, summary);
     `config` wins over `root` when given."""
     run = RunDir(Path(path))
-    config = config or Config.model_validate({"root": root})
+    config = config or Config.model_validate({"root": root, "engine": {"backend": "transformers", "model": SMOLLM2}})
     run.prepare(config)
     tree = synthetic_tree(config.root, depth, degree)
     tree.save(run.tree_file)

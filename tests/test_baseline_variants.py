@@ -9,14 +9,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeEngine
 from fake_model import FakeModel
 
 from topictree_hf.cli import main
 from topictree_hf.config import Config
 from topictree_hf.engines.base import ChatRequest
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.errors import ConfigError
-from topictree_hf.generation.generator import NAIVE_ANGLE
+from topictree_hf.generation.prompts import NAIVE_ANGLE
 from topictree_hf.pipeline import VARIANTS, run_all, run_baseline
 from topictree_hf.rundir import RunDir
 

@@ -162,4 +162,4 @@ def test_subprocess_bad_input_exit_2_one_line(tmp_path: Path) -> None:
 def test_subprocess_init_writes_a_loadable_config(tmp_path: Path) -> None:
     done = run_cli("init", "new.yaml", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert load_config(tmp_path / "new.yaml").engine.backend == "transformers"
+    assert load_config(tmp_path / "new.yaml").engine.backend == "auto"

@@ -12,7 +12,9 @@ import yaml
 
 from topictree_hf.cli import main
 from topictree_hf.cli.parser import add_common_flags, overrides
-from topictree_hf.config import BUNDLED_MODEL, MAX_LEAVES, Config, load_config, resolved_dict
+from topictree_hf.config import DEFAULT_MODEL, MAX_LEAVES, SMOLLM2, Config, load_config, resolved_dict
+from topictree_hf.engines.models import BUNDLED
+from topictree_hf.engines.registry import check_backend, known_backends
 from topictree_hf.errors import ConfigError
 
 
@@ -53,7 +55,8 @@ hub: {repo_id: someone/marine, private: false}
 
 def test_defaults_without_a_file() -> None:
     config = load_config()
-    assert config.engine.backend == "transformers" and config.engine.model == BUNDLED_MODEL
+    assert config.engine.backend == "auto" and config.engine.model == DEFAULT_MODEL
+    assert DEFAULT_MODEL == "bundled:qwen2.5-coder-0.5b-instruct" and {DEFAULT_MODEL, SMOLLM2} <= set(BUNDLED)
     assert config.run_dir == Path("runs") / "historical-events"
     assert config.dataset_dir == config.run_dir / "dataset"
 
@@ -95,10 +98,19 @@ def test_depth_and_degree_below_one(tmp_path: Path, key: str, value: int) -> Non
     assert f"config tree.{key}" in message and "greater than or equal to 1" in message and f"(got {value})" in message
 
 
-def test_unknown_backend_lists_the_known_ones(tmp_path: Path) -> None:
-    message = config_error(tmp_path, "engine: {backend: tensorrt}\n")
-    assert "unknown backend 'tensorrt'" in message
-    assert "transformers" in message and "vllm" in message and "openai" in message
+def test_unknown_backend_lists_the_known_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The config knows no backends (engines sit above it); the CLI checks the name right after loading,
+    with the config's one line, before the run dir is made."""
+    path = write(tmp_path, "engine: {backend: tensorrt}\n")
+    assert load_config(path).engine.backend == "tensorrt"
+    assert main(["tree", str(path), "--run-dir", str(tmp_path / "run")]) == 2
+    line = capsys.readouterr().err.strip()
+    assert line == (f"topictree tree: error: config engine.backend: unknown backend 'tensorrt'; choose from "
+                    f"{', '.join(known_backends())} (got 'tensorrt') in {path}; fix that value")
+    assert "transformers" in line and "vllm" in line and "openai" in line
+    assert not (tmp_path / "run").exists(), "nothing written"
+    with pytest.raises(ConfigError, match=r"unknown backend 'x'; .* \(got 'x'\) in defaults; fix that value$"):
+        check_backend("x")
 
 
 def test_openai_without_base_url_names_the_flag(tmp_path: Path) -> None:
@@ -182,6 +194,8 @@ def test_init_writes_a_config_that_loads_and_round_trips(tmp_path: Path, capsys:
     assert text.count("#") > 10, "the example is commented"
     config = load_config(path)
     assert config == Config(), "the example spells out the defaults"
+    assert f"model: {DEFAULT_MODEL}" in text and "backend: auto" in text
+    assert any(line.lstrip().startswith("#") and SMOLLM2 in line for line in text.splitlines()), "names the fallback"
 
     resolved = resolved_dict(config)
     again = write(tmp_path, yaml.safe_dump(resolved, sort_keys=False))

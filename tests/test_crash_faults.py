@@ -23,7 +23,7 @@ class Died(Exception):
 @pytest.fixture
 def armed(monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
     def arm(spec: str | None) -> None:
-        monkeypatch.setattr(faults, "_ARMED", faults._parse(spec))
+        monkeypatch.setattr(faults, "_armed", faults._parse(spec))
         monkeypatch.setattr(faults, "_passes", 0)
 
     monkeypatch.setattr(faults, "die", lambda: (_ for _ in ()).throw(Died()))
@@ -91,6 +91,25 @@ def test_the_env_var_arms_a_fresh_process_and_nothing_else_does() -> None:
     killed = subprocess.run([sys.executable, "-c", code], env={**env, faults.ENV: "build.staged:1"},
                             capture_output=True, text=True)
     assert killed.returncode == -9 and killed.stdout == ""
+
+
+def test_the_env_var_is_read_at_the_first_crash_point_not_at_import() -> None:
+    """Importing the package reads no environment: what counts is the value when the process first
+    passes a crash point, read once then."""
+    env = {k: v for k, v in os.environ.items() if k != faults.ENV}
+    imports = ("import os, topictree_hf.pipeline, topictree_hf.cli\n"
+               "from topictree_hf import faults\n"
+               "assert faults._armed is faults._UNREAD, 'nothing read at import'\n")
+    set_after_import = imports + "os.environ[faults.ENV] = 'tree.level:1'\nfaults.crash_point('tree.level')"
+    killed = subprocess.run([sys.executable, "-c", set_after_import], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert killed.returncode == -9, killed.stderr
+    unset_after_import = imports + ("del os.environ[faults.ENV]\nfaults.crash_point('tree.level')\n"
+                                    "os.environ[faults.ENV] = 'tree.level:1'  # too late: read at the first pass\n"
+                                    "faults.crash_point('tree.level'); print('alive')")
+    alive = subprocess.run([sys.executable, "-c", unset_after_import], env={**env, faults.ENV: "tree.level:1"},
+                           capture_output=True, text=True, timeout=120)
+    assert alive.returncode == 0 and alive.stdout == "alive\n", alive.stderr
 
 
 def test_a_build_cleans_up_after_a_killed_build_only(tmp_path: Path) -> None:

@@ -164,3 +164,25 @@ def test_the_template_ships_as_package_data() -> None:
     template = resources.files("topictree_hf.dataset_cards").joinpath("dataset_card.md.jinja")
     assert template.is_file()
     assert "<!-- topictree:diversity:start -->" in template.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("recorded", ["commit", "nothing"])
+def test_the_code_that_made_the_run_is_named_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  recorded: str) -> None:
+    """`RunSource.made_by` is the one provenance string: the header and the generation table say the
+    same, also for a run dir made before the tool's source was recorded."""
+    from topictree_hf.dataset.source import load_run
+
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    monkeypatch.setattr("topictree_hf.rundir.tool_source", lambda: {"version": "0.0.9", "commit": commit,
+                                                                    "dirty": True})
+    run = make_synthetic_run(tmp_path / "run")
+    if recorded == "nothing":
+        manifest = json.loads(run.manifest.read_text())
+        del manifest["tool_source"], manifest["tool_version"]
+        run.manifest.write_text(json.dumps(manifest))
+    made_by = load_run(run.path).made_by
+    assert made_by == {"commit": f"0.0.9 (commit {commit[:12]}, with local changes)", "nothing": "unknown"}[recorded]
+    text = (build_dataset(run.path, tmp_path / "ds").out / "README.md").read_text()
+    assert f"topictree-hf {made_by}. The model" in text and f"| generated with | topictree-hf {made_by} |" in text
+    assert f"| packaged with | topictree-hf {__version__} on " in text

@@ -20,7 +20,7 @@ CONFIG = """\
 root: Ancient Egypt
 tree: {depth: 1, degree: 2}
 generation: {num_samples: 4, formats: [qa], max_tokens: 64, seed: 7}
-engine: {backend: transformers, batch_size: 4}
+engine: {backend: transformers, model: bundled:smollm2-135m-instruct, batch_size: 4}
 """
 
 

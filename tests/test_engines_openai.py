@@ -19,7 +19,7 @@ import pytest
 from feed import Feed
 from http_support import json_handler
 
-from topictree_hf.config import EngineConfig
+from topictree_hf.config import DEFAULT_MODEL, SMOLLM2, EngineConfig
 from topictree_hf.engines import ChatRequest, Engine, SamplingParams, create_engine
 from topictree_hf.errors import EngineError, ServerUnreachableError
 
@@ -127,6 +127,15 @@ def test_a_named_model_is_sent_as_named(serve: Callable[..., Server]) -> None:
     server = serve(lambda _b, _h: ok("x"))
     engine_for(server.url, model="my/model").generate([req(0)])
     assert server.posts[0][0]["model"] == "my/model" and "response_format" not in server.posts[0][0]
+
+
+def test_only_the_default_model_defers_to_the_server(serve: Callable[..., Server]) -> None:
+    """No --model means the config's default (a bundled name no server serves): the server's model is
+    used. A model the user names, a bundled one too, is sent as named."""
+    server = serve(lambda _b, _h: ok("x"))
+    assert EngineConfig().model == DEFAULT_MODEL and engine_for(server.url).model_name == "served-model"
+    engine_for(server.url, model=SMOLLM2).generate([req(0)])
+    assert server.posts[0][0]["model"] == SMOLLM2
 
 
 def test_order_is_kept_when_answers_come_back_out_of_order(serve: Callable[..., Server]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import FrozenInstanceError
 
 import pytest
+from fake_engine import FakeEngine
 
 from topictree_hf.config import EngineConfig, load_config
 from topictree_hf.engines import (
@@ -21,8 +22,7 @@ from topictree_hf.engines import (
     register_backend,
 )
 from topictree_hf.engines.base import Progress
-from topictree_hf.engines.fake import FakeEngine
-from topictree_hf.engines.registry import _REGISTRY
+from topictree_hf.engines.registry import _REGISTRY, check_backend
 from topictree_hf.errors import BackendUnavailableError, ConfigError
 
 
@@ -87,8 +87,9 @@ def test_a_lazy_module_path_imports_on_create(registry: Callable[[str, object], 
 
 
 def test_unregistered_backend_is_refused_by_config_and_registry() -> None:
+    assert load_config(overrides={"engine.backend": "nope"}).engine.backend == "nope", "config knows no backends"
     with pytest.raises(ConfigError, match="unknown backend 'nope'; choose from"):
-        load_config(overrides={"engine.backend": "nope"})
+        check_backend("nope")  # what the CLI calls right after loading the config
     with pytest.raises(ConfigError, match="unknown backend 'nope'"):
         create_engine(EngineConfig.model_construct(backend="nope"))  # a config built without validation
 

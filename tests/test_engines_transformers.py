@@ -11,7 +11,7 @@ import jsonschema
 import pytest
 import torch
 
-from topictree_hf.config import EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines import ChatRequest, Completion, Engine, SamplingParams, create_engine
 from topictree_hf.engines.sampling import RowSampler, _draw
 from topictree_hf.errors import ConfigError
@@ -109,7 +109,7 @@ def test_sampler_rows_depend_on_their_own_seed_only() -> None:
 
 def test_unknown_engine_option_is_one_line_before_loading() -> None:
     with pytest.raises(ConfigError) as err:
-        create_engine(EngineConfig(options={"warp": 9}))
+        create_engine(EngineConfig(backend="transformers", model=SMOLLM2, options={"warp": 9}))
     assert "engine.options.warp" in str(err.value) and "allowed: guidance, threads" in str(err.value)
 
 
@@ -165,3 +165,8 @@ def test_finish_reason_length_and_stop(bundled_engine: Engine) -> None:
     assert stopped.finish_reason == "stop" and json.loads(stopped.text) in ({"ok": True}, {"ok": False})
     assert cut.prompt_tokens > 0 and sum(done) == 2
     assert bundled_engine.generate([]) == []
+
+
+@pytest.mark.slow
+def test_parameter_count_of_the_bundled_model(bundled_engine: Engine) -> None:
+    assert bundled_engine.parameter_count == 134_515_008, "SmolLM2-135M, its output layer tied to the embeddings"

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from feed import Feed
 
-from topictree_hf.config import BUNDLED_MODEL, EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines import ChatRequest, SamplingParams, create_engine
 from topictree_hf.engines import vllm_platform as platform
 from topictree_hf.engines.models import resolve_model
@@ -48,14 +48,16 @@ def test_kwargs_for_a_local_folder(tmp_path: Path) -> None:
     }
 
 
-def test_a_hub_id_passes_through_and_int8_means_auto() -> None:
-    kwargs = engine_kwargs(EngineConfig(backend="vllm", model="Qwen/Qwen2.5-0.5B-Instruct", dtype="int8"))
-    assert kwargs["model"] == "Qwen/Qwen2.5-0.5B-Instruct" and kwargs["dtype"] == "auto"
+def test_int8_means_auto(tmp_path: Path) -> None:  # a Hub id becomes its cached snapshot: test_hub_download.py
+    (tmp_path / "config.json").write_text("{}")
+    kwargs = engine_kwargs(EngineConfig(backend="vllm", model=str(tmp_path), dtype="int8"))
+    assert kwargs["model"] == str(tmp_path) and kwargs["dtype"] == "auto"
     assert "tokenizer" not in kwargs and "max_num_seqs" not in kwargs
 
 
-def test_options_override_the_defaults() -> None:
-    kwargs = engine_kwargs(EngineConfig(backend="vllm", model="a/b", options={"enable_prefix_caching": False}))
+def test_options_override_the_defaults(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text("{}")
+    kwargs = engine_kwargs(EngineConfig(backend="vllm", model=str(tmp_path), options={"enable_prefix_caching": False}))
     assert kwargs["enable_prefix_caching"] is False
 
 
@@ -176,14 +178,14 @@ def test_the_root_cause_is_the_last_exception_in_vllms_log(tmp_path: Path) -> No
 def test_the_bundled_gguf_becomes_a_cached_safetensors_folder(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TOPICTREE_CACHE", str(tmp_path))
-    folder = Path(model_path(BUNDLED_MODEL))  # converts now: the cache is empty
+    folder = Path(model_path(SMOLLM2))  # converts now: the cache is empty
     assert folder.parent == tmp_path / "models"
     assert (folder / "model.safetensors").is_file() and (folder / "tokenizer.json").is_file()
     config = json.loads((folder / "config.json").read_text())
     assert config.get("dtype", config.get("torch_dtype")) == "bfloat16" and "quantization_config" not in config
     assert resolve_model(str(folder)).gguf_file is None, "a plain transformers folder"
     stamp = (folder / "model.safetensors").stat().st_mtime_ns
-    kwargs = engine_kwargs(EngineConfig(backend="vllm"))
+    kwargs = engine_kwargs(EngineConfig(backend="vllm", model=SMOLLM2))
     assert kwargs["model"] == str(folder) and "tokenizer" not in kwargs
     assert (folder / "model.safetensors").stat().st_mtime_ns == stamp, "converted once, then reused"
     assert platform.parameter_count_from_config(str(folder)) == 134_515_008, "SmolLM2-135M, from its headers"

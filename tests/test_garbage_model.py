@@ -14,14 +14,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeEngine, request_kind
 from fake_model import FakeModel
 
 from topictree_hf.cli import main
 from topictree_hf.config import Config, TreeConfig
 from topictree_hf.engines import ChatRequest, registry
-from topictree_hf.engines.fake import FakeEngine
-from topictree_hf.generation.generator import SampleGenerator
 from topictree_hf.journal import read_jsonl
+from topictree_hf.pipeline import generate_stage
 from topictree_hf.records import REJECTION_REASONS, Sample
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.builder import TreeBuilder
@@ -72,7 +72,7 @@ def test_each_junk_answer_to_a_sample_request(junk: str, mode: str, tmp_path: Pa
     tree = TopicTree.new("Ancient Egypt")
     tree.add_child(tree.root_id, "Nile Floods")
     run = RunDir(tmp_path)
-    summary = SampleGenerator(FakeEngine(lambda req: junk), config, run).run(tree)
+    summary = generate_stage(config, FakeEngine(lambda req: junk), run, tree)
     records = list(run.iter_samples()) + list(run.iter_failures())
     assert summary.valid + summary.failed == len(records) >= 4  # failures are topped up within the budget
     assert summary.requests <= summary.budget == 12
@@ -89,7 +89,7 @@ def hostile(seed: int, junk_share: float) -> Callable[[ChatRequest], str]:
     def respond(req: ChatRequest) -> str:
         rng = random.Random(f"{seed}|{req.sampling.seed}")
         if rng.random() < junk_share:
-            return rng.choice(TREE_JUNK if req.kind == "subtopics" else SAMPLE_JUNK)
+            return rng.choice(TREE_JUNK if request_kind(req) == "subtopics" else SAMPLE_JUNK)
         return good(req)
 
     return respond
@@ -140,7 +140,7 @@ def test_no_valid_sample_ends_with_one_line_and_keeps_everything(tmp_path: Path,
     good = FakeModel()
 
     def respond(req: ChatRequest) -> str:  # a fine tree, then nothing usable
-        return good(req) if req.kind == "subtopics" else "I cannot help with that."
+        return good(req) if request_kind(req) == "subtopics" else "I cannot help with that."
 
     monkeypatch.setitem(registry._REGISTRY, "fake", lambda cfg: FakeEngine(respond))
     run, ds = tmp_path / "run", tmp_path / "ds"

@@ -9,16 +9,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeEngine, request_kind
 from fake_model import topic_path
 
 from topictree_hf.config import Config
 from topictree_hf.engines import ChatRequest, Completion
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.errors import ConfigError
 from topictree_hf.generation.allocate import allocate, counts_per_leaf
 from topictree_hf.generation.formats import BUILTIN
-from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.generation.generator import Progress, SampleGenerator
+from topictree_hf.generation.summary import Summary
 from topictree_hf.generation.templates import Template
+from topictree_hf.pipeline import generate_stage
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
 
@@ -38,7 +40,7 @@ def make_tree(depth: int = 2, degree: int = 3) -> TopicTree:
 
 
 def leaf_of(req: ChatRequest) -> str:
-    assert req.kind == "sample"
+    assert request_kind(req) == "sample"
     return topic_path(req)[-1]
 
 
@@ -70,6 +72,11 @@ def answer(req: ChatRequest) -> str:
     return f" Print {unique}.\nLanguage: Python\nSolution:\n```python\nprint('{unique}')\n```"
 
 
+def run_stage(gen: SampleGenerator, tree: TopicTree, progress: Progress | None = None) -> Summary:
+    """The generate stage (pipeline.generate_stage) on this generator's engine, config and run dir."""
+    return generate_stage(gen.config, gen.engine, gen.run_dir, tree, progress)
+
+
 def generator(tmp_path: Path, responder, **gen) -> tuple[SampleGenerator, FakeEngine]:  # noqa: ANN001
     engine = FakeEngine(responder)
     config = Config(generation={"num_samples": 18, **gen}, engine={"batch_size": 8})
@@ -81,7 +88,7 @@ def generator(tmp_path: Path, responder, **gen) -> tuple[SampleGenerator, FakeEn
 def test_every_prompt_carries_the_full_path(tmp_path: Path, fmt: str, mode: str) -> None:
     gen, engine = generator(tmp_path, answer, formats=[fmt], mode=mode)
     tree = make_tree()
-    summary = gen.run(tree)
+    summary = run_stage(gen, tree)
     assert summary.valid == 18 and summary.failed == 0
     leaf_paths = {" > ".join(p) for p in tree.leaf_paths()}
     for call in engine.calls:
@@ -128,7 +135,7 @@ def test_rejects_are_retried_in_the_same_stream_with_the_reason_then_recorded(tm
         return answer(req)
 
     gen, engine = generator(tmp_path, flaky, formats=["qa"], mode="json", max_retries=1, topup_budget=1.0)
-    summary = gen.run(make_tree())
+    summary = run_stage(gen, make_tree())
     assert summary.valid == 12 and summary.failed == 6
     assert summary.rejections == {"truncated": 6, "empty": 6, "unparseable": 6}
     assert summary.failures == {"unparseable": 6}
@@ -148,16 +155,16 @@ def test_rejects_are_retried_in_the_same_stream_with_the_reason_then_recorded(tm
 def test_exact_duplicates_and_invalid_samples_are_rejected(tmp_path: Path) -> None:
     gen, _ = generator(tmp_path, lambda r: '{"question": "What is the same thing?", "answer": "Always the same."}',
                        formats=["qa"], mode="json", max_retries=0, topup_budget=1.0)
-    summary = gen.run(make_tree())
+    summary = run_stage(gen, make_tree())
     assert summary.valid == 1 and summary.failures == {"duplicate": 17}
     gen2, _ = generator(tmp_path / "b", lambda r: '{"question": "{{question}}", "answer": "<the answer>"}',
                         formats=["qa"], mode="json", max_retries=0, topup_budget=1.0)
-    assert gen2.run(make_tree()).failures == {"invalid": 18}
+    assert run_stage(gen2, make_tree()).failures == {"invalid": 18}
 
 
 def test_text_mode_is_primed_and_parsed(tmp_path: Path) -> None:
     gen, engine = generator(tmp_path, answer, formats=["qa"], mode="text")
-    gen.run(make_tree())
+    run_stage(gen, make_tree())
     req = engine.calls[0][0]
     assert req.messages[-1] == {"role": "assistant", "content": "Question:"}
     record = next(RunDir(tmp_path).iter_samples())
@@ -166,19 +173,19 @@ def test_text_mode_is_primed_and_parsed(tmp_path: Path) -> None:
 
 def test_system_prompt_goes_into_the_output_messages(tmp_path: Path) -> None:
     gen, _ = generator(tmp_path, answer, formats=["qa"], mode="json", system_prompt="Be brief.")
-    gen.run(make_tree())
+    run_stage(gen, make_tree())
     record = next(RunDir(tmp_path).iter_samples())
     assert record.messages[0] == {"role": "system", "content": "Be brief."}
 
 
 def test_rerun_skips_finished_ids_and_drops_a_torn_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     gen, _ = generator(tmp_path, answer, formats=["qa"], mode="json")
-    gen.run(make_tree())
+    run_stage(gen, make_tree())
     shard = RunDir(tmp_path).sample_shard(0)
     lines = shard.read_text().splitlines(keepends=True)
     shard.write_text("".join(lines[:10]) + lines[10][:25])  # 10 complete samples and a torn one
     gen2, engine2 = generator(tmp_path, answer, formats=["qa"], mode="json")
-    summary = gen2.run(make_tree())
+    summary = run_stage(gen2, make_tree())
     assert summary.resumed == 10 and summary.valid == 8
     assert sum(len(c) for c in engine2.calls) == 8
     ids = [r.id for r in RunDir(tmp_path).iter_samples()]
@@ -193,7 +200,7 @@ def test_custom_format(tmp_path: Path) -> None:
                               "required": ["riddle", "solution"]},
               "messages": [{"role": "user", "field": "riddle"}, {"role": "assistant", "field": "solution"}]}
     gen, engine = generator(tmp_path, answer, formats=["custom"], mode="json", custom=custom)
-    assert gen.run(make_tree()).valid == 18
+    assert run_stage(gen, make_tree()).valid == 18
     record = next(RunDir(tmp_path).iter_samples())
     assert record.messages[0]["content"].startswith("riddle about")
     assert engine.calls[0][0].json_schema == custom["json_schema"]
@@ -220,7 +227,7 @@ def test_template_override_from_file(tmp_path: Path) -> None:
     path = tmp_path / "mine.jinja"
     path.write_text("Topic path: {{ path | join(' > ') }}\nMY TEMPLATE {{ angle }}")
     gen, engine = generator(tmp_path / "run", answer, formats=["qa"], mode="json", templates={"qa": str(path)})
-    gen.run(make_tree())
+    run_stage(gen, make_tree())
     assert "MY TEMPLATE" in engine.calls[0][0].messages[1]["content"]
     with pytest.raises(ConfigError, match="does not exist"):
         generator(tmp_path, answer, formats=["qa"], templates={"qa": str(tmp_path / "missing.jinja")})

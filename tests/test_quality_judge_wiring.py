@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from fake_engine import FakeEngine, request_kind
 from fake_model import topic_path
 from test_generation import DETAIL, answer, leaf_of, make_tree
 
 from topictree_hf.config import Config
 from topictree_hf.engines import ChatRequest, Completion
-from topictree_hf.engines.fake import FakeEngine
-from topictree_hf.generation.generator import SMALL_MODEL_REPETITION_PENALTY, SampleGenerator
+from topictree_hf.generation.prompts import SMALL_MODEL_REPETITION_PENALTY
+from topictree_hf.pipeline import generate_stage
 from topictree_hf.records import JUDGE, JUDGE_SCORE, REJECTION_REASONS
 from topictree_hf.rundir import RunDir
 
@@ -32,7 +33,7 @@ def config(**gen: object) -> Config:
 def scored(judge: Callable[[str], tuple[int, str]]) -> Responder:
     """Samples from `answer`; judge requests scored by `judge(leaf)`."""
     def respond(req: ChatRequest) -> str:
-        if req.kind == "judge":
+        if request_kind(req) == "judge":
             score, reason = judge(topic_path(req)[-1])
             return json.dumps({"score": score, "reason": reason})
         return answer(req)
@@ -48,16 +49,16 @@ def test_rules_reject_and_count_each_rule(tmp_path: Path) -> None:
             return f" What happened at {leaf} {seed}?\nAnswer: An answer that is correct, 1 to 4 sentences long."
         return answer(req)
 
-    summary = SampleGenerator(FakeEngine(bad), config(max_retries=0, topup_budget=1.0), RunDir(tmp_path)).run(
-        make_tree())
+    summary = generate_stage(config(max_retries=0, topup_budget=1.0), FakeEngine(bad), RunDir(tmp_path),
+                             make_tree())
     assert summary.valid == 6 and summary.failed == 12
     assert summary.rejections == {"judge: restates question": 6, "judge: describes an answer": 6}
     assert summary.failures == summary.rejections  # no retries: each rejection is a failure, per rule
     failures = list(RunDir(tmp_path).iter_failures())
     assert {f.reason for f in failures} == {JUDGE} <= REJECTION_REASONS
     assert {f.detail for f in failures} == {"judge: restates question", "judge: describes an answer"}
-    kept = SampleGenerator(FakeEngine(bad), config(max_retries=0, rules=False), RunDir(tmp_path / "off")).run(
-        make_tree())
+    kept = generate_stage(config(max_retries=0, rules=False), FakeEngine(bad), RunDir(tmp_path / "off"),
+                          make_tree())
     assert kept.valid == 18 and not kept.rejections  # rules: false keeps them
 
 
@@ -70,7 +71,7 @@ def test_a_rejected_rule_is_retried_with_its_reason(tmp_path: Path) -> None:
             return answer(req)
         return f" What is {leaf_of(req)}?\nAnswer: [answer]"
 
-    summary = SampleGenerator(FakeEngine(once_bad), config(max_retries=1), RunDir(tmp_path)).run(make_tree())
+    summary = generate_stage(config(max_retries=1), FakeEngine(once_bad), RunDir(tmp_path), make_tree())
     assert summary.valid == 18 and summary.retried == 18 and summary.rejections == {"judge: placeholder": 18}
     assert sum("(judge: placeholder)" in p for p in prompts) == 18
 
@@ -84,8 +85,8 @@ def test_judge_scores_are_journaled_and_become_dataset_columns(tmp_path: Path) -
     run.prepare(cfg)
     tree = make_tree()
     tree.save(run.tree_file)
-    summary = SampleGenerator(engine, cfg, run).run(tree)
-    kinds = [r.kind for call in engine.calls for r in call]
+    summary = generate_stage(cfg, engine, run, tree)
+    kinds = [request_kind(r) for call in engine.calls for r in call]
     assert kinds.count("sample") == 18 + 6 and kinds.count("judge") == 24  # every sample that passed is judged
     assert summary.engine_calls == 1, "the judge's requests go into the samples' stream"
     assert summary.valid == 12 and summary.failed == 6
@@ -93,14 +94,14 @@ def test_judge_scores_are_journaled_and_become_dataset_columns(tmp_path: Path) -
     assert summary.judge_scores == {2: 12, 5: 12}
     assert summary.judge_prompt_tokens > 0 and summary.judge_output_tokens > 0
     assert summary.output_tokens == sum(len(answer(r)) // 4 for call in engine.calls for r in call
-                                        if r.kind == "sample"), "judge tokens are counted apart"
+                                        if request_kind(r) == "sample"), "judge tokens are counted apart"
     samples = list(run.iter_samples())
     assert {(s.judge_score, s.judge_reason) for s in samples} == {(5, "specific")}
     failures = list(run.iter_failures())
     assert {(f.reason, f.detail) for f in failures} == {(JUDGE_SCORE, "judge score 2: too vague")}
-    prompts = [r.messages[1]["content"] for call in engine.calls for r in call if r.kind == "sample"]
+    prompts = [r.messages[1]["content"] for call in engine.calls for r in call if request_kind(r) == "sample"]
     assert sum("(judge score 2: too vague)" in p for p in prompts) == 6, "retried with the judge's reason"
-    judge = next(r for call in engine.calls for r in call if r.kind == "judge")
+    judge = next(r for call in engine.calls for r in call if request_kind(r) == "judge")
     assert judge.sampling.temperature == 0.0 and judge.json_schema is not None
     prompt = judge.messages[-1]["content"]
     assert DETAIL in prompt and "Topic path: Historical Events > " in prompt
@@ -113,7 +114,7 @@ def test_judge_scores_are_journaled_and_become_dataset_columns(tmp_path: Path) -
 
 def test_without_a_judge_the_columns_are_null_and_old_lines_load(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    SampleGenerator(FakeEngine(answer), config(), run).run(make_tree())
+    generate_stage(config(), FakeEngine(answer), run, make_tree())
     line = json.loads(run.sample_shard(0).read_text().splitlines()[0])
     assert line["judge_score"] is None and line["judge_reason"] is None
     from topictree_hf.records import Sample
@@ -124,10 +125,10 @@ def test_without_a_judge_the_columns_are_null_and_old_lines_load(tmp_path: Path)
 
 def test_an_unparsed_judgement_keeps_the_sample_unscored(tmp_path: Path) -> None:
     def respond(req: ChatRequest) -> str:
-        return "I think it is fine." if req.kind == "judge" else answer(req)
+        return "I think it is fine." if request_kind(req) == "judge" else answer(req)
 
     run = RunDir(tmp_path)
-    summary = SampleGenerator(FakeEngine(respond), config(judge={}), run).run(make_tree())
+    summary = generate_stage(config(judge={}), FakeEngine(respond), run, make_tree())
     assert summary.valid == 18 and summary.judge_unparsed == 18 and not summary.judge_scores
     assert {s.judge_score for s in run.iter_samples()} == {None}
 
@@ -148,16 +149,15 @@ def test_a_rerun_after_a_crash_does_not_judge_journaled_samples_again(tmp_path: 
             raise Crash
         return judge(req)
 
-    first = SampleGenerator(FakeEngine(crashing), config(judge={}, max_retries=1), run)
     with pytest.raises(Crash):
-        first.run(make_tree())
+        generate_stage(config(judge={}, max_retries=1), FakeEngine(crashing), run, make_tree())
     before = {s.id: s for s in run.iter_samples()}
     assert 0 < len(before) < 18 and all(s.judge_score == 4 for s in before.values())
     journaled_seeds = {s.seed for s in before.values()}
 
     engine = FakeEngine(judge)
-    summary = SampleGenerator(engine, config(judge={}, max_retries=1), run).run(make_tree())
-    judged = [r for call in engine.calls for r in call if r.kind == "judge"]
+    summary = generate_stage(config(judge={}, max_retries=1), engine, run, make_tree())
+    judged = [r for call in engine.calls for r in call if request_kind(r) == "judge"]
     judged_seeds = {int(r.messages[-1]["content"].split(" seed ")[1].split()[0].strip(",?.")) for r in judged}
     assert not judged_seeds & journaled_seeds, "a journaled sample was judged again"
     assert summary.judge_requests == len(judged) == summary.valid + summary.rejections[f"{JUDGE_SCORE} 1"]
@@ -184,9 +184,9 @@ def test_a_judge_model_of_its_own_scores_in_groups_and_is_closed(tmp_path: Path,
                              "topup_budget": 1.0, "judge": {"model": "judge-model"}},
                  engine={"backend": "fake", "batch_size": 8})
     run = RunDir(tmp_path)
-    summary = SampleGenerator(main, cfg, run).run(make_tree())
-    assert {r.kind for call in main.calls for r in call} == {"sample"}
-    assert {r.kind for call in judge_engine.calls for r in call} == {"judge"}
+    summary = generate_stage(cfg, main, run, make_tree())
+    assert {request_kind(r) for call in main.calls for r in call} == {"sample"}
+    assert {request_kind(r) for call in judge_engine.calls for r in call} == {"judge"}
     assert max(len(c) for c in judge_engine.calls) <= 8 and summary.judge_requests == 24
     assert summary.valid == 12 and summary.failed == 6 and summary.judge_seconds > 0
     assert judge_engine.closed, "the judge engine is released when the stage ends"
@@ -204,7 +204,7 @@ def test_repetition_penalty_reaches_the_sampling_params(tmp_path: Path, setting:
                                                         expected: float | None) -> None:
     engine = FakeEngine(answer)
     engine.parameter_count = params
-    SampleGenerator(engine, config(repetition_penalty=setting), RunDir(tmp_path)).run(make_tree())
+    generate_stage(config(repetition_penalty=setting), engine, RunDir(tmp_path), make_tree())
     assert {r.sampling.repetition_penalty for call in engine.calls for r in call} == {expected}
 
 

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import shutil
+import socket
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -17,11 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_engine import FakeEngine, request_kind
 
 from topictree_hf.cli import main
-from topictree_hf.config import Config, EngineConfig
+from topictree_hf.config import SMOLLM2, Config, EngineConfig
+from topictree_hf.engines import auto
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.engines.registry import create_engine
 from topictree_hf.errors import EngineError, ModelNotFoundError
 from topictree_hf.generation.allocate import allocate
@@ -37,6 +39,7 @@ from topictree_hf.runners.blocks import (
     task_row,
     tasks_from_columns,
 )
+from topictree_hf.runners.ray_cluster import holds_gpu, node_engine, sized_for
 from topictree_hf.runners.ray_runner import RayOptions, RayRunner, actor_resources, worker_engine_config
 from topictree_hf.tree.model import TopicTree
 
@@ -115,7 +118,7 @@ def id_lines(run_dir: RunDir) -> Counter[str]:
 
 def local_run(config: Config, tree: TopicTree, engine: Engine) -> RunDir:
     run_dir = prepared(config)
-    SampleGenerator(engine, config, run_dir).run(tree)
+    generate_stage(config, engine, run_dir, tree)
     return run_dir
 
 
@@ -171,7 +174,7 @@ def test_failure_shards_fold_into_failures_jsonl_once(tmp_path: Path) -> None:
 
 def test_actor_resources_follow_ray_vllm_conventions() -> None:
     options = RayOptions()
-    assert actor_resources(EngineConfig(), options) == {"num_cpus": 1.0, "num_gpus": 0}
+    assert actor_resources(EngineConfig(backend="transformers"), options) == {"num_cpus": 1.0, "num_gpus": 0}
     one = EngineConfig(backend="vllm", model="/m")
     assert actor_resources(one, options) == {"num_cpus": 1.0, "num_gpus": 1}
     assert worker_engine_config(one).options == {"distributed_executor_backend": "uni"}
@@ -182,6 +185,32 @@ def test_actor_resources_follow_ray_vllm_conventions() -> None:
     mine = EngineConfig(backend="vllm", model="/m", options={"distributed_executor_backend": "mp"})
     assert worker_engine_config(mine).options == {"distributed_executor_backend": "mp"}
     assert actor_resources(four, RayOptions(num_gpus=2, num_cpus=4)) == {"num_cpus": 4, "num_gpus": 2}
+
+
+def test_auto_asks_for_gpus_where_the_cluster_has_them_and_resolves_on_the_node(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`backend: auto` (the default) sizes actors as vLLM does on a GPU cluster, as transformers on a CPU
+    one; each actor then resolves it where it runs, vLLM's executor option only when it chose vLLM."""
+    default, options = EngineConfig(model="/m"), RayOptions()
+    on_gpus = sized_for(default, {"CPU": 16, "GPU": 2})
+    assert on_gpus.backend == "vllm" and actor_resources(on_gpus, options) == {"num_cpus": 1.0, "num_gpus": 1}
+    on_cpus = sized_for(default, {"CPU": 16})
+    assert on_cpus.backend == "transformers" and actor_resources(on_cpus, options) == {"num_cpus": 1.0, "num_gpus": 0}
+    assert sized_for(default.model_copy(update={"tensor_parallel_size": 4}), {"GPU": 2}).backend == "transformers"
+    assert sized_for(EngineConfig(backend="openai", base_url="http://h/v1"), {"GPU": 8}).backend == "openai"
+    assert holds_gpu(on_gpus, options) and not holds_gpu(on_cpus, options)
+    assert not holds_gpu(on_gpus, RayOptions(num_gpus=0)) and holds_gpu(on_cpus, RayOptions(num_gpus=1))
+
+    monkeypatch.setattr(auto, "vllm_build", lambda: "gpu")  # a GPU node with the CUDA build
+    config, choice = node_engine(default, gpu=True)
+    assert (config.backend, choice) == ("vllm", auto.Choice("vllm", "a CUDA GPU"))
+    assert config.options == {"distributed_executor_backend": "uni"}
+    monkeypatch.setattr(auto, "vllm_build", lambda: None)  # a node without vLLM
+    config, choice = node_engine(default, gpu=True)
+    assert (config.backend, config.options, choice) == ("transformers", {}, auto.Choice("transformers",
+                                                                                        "vLLM is not installed"))
+    named = EngineConfig(backend="vllm", model="/m")
+    assert node_engine(named, gpu=True) == (worker_engine_config(named), None), "a named backend is not chosen"
 
 
 def test_cli_ray_runner_without_ray_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
@@ -224,6 +253,7 @@ def ray_cluster() -> Iterator[Any]:
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # actors need this module's factories
+    ray.cloudpickle.register_pickle_by_value(sys.modules[FakeEngine.__module__])  # and tests/ is not on their path
     ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
              runtime_env={"env_vars": {"TOPICTREE_NO_PROGRESS": "1", "TOKENIZERS_PARALLELISM": "false",
                                        "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}})
@@ -276,6 +306,26 @@ def test_ray_run_matches_the_local_run(ray_cluster: Any, tmp_path: Path) -> None
     assert len(list(ray_dir.path.glob("samples-ray-*.jsonl"))) >= 10, "one shard per block of 6 (+ top-up rounds)"
 
 
+SAME_COUNTS = ("asked", "delivered", "missing", "short_reason", "resumed", "valid", "failed", "retried",
+               "rejections", "failures", "requests", "topups", "budget", "budget_spent", "output_tokens", "mode")
+
+
+def test_ray_and_local_summaries_agree(ray_cluster: Any, tmp_path: Path) -> None:
+    """The same work counts the same on both runners: Ray's blocks (and its top-up rounds) merged on
+    the driver give the local stream's numbers, in summary.json too. Only where the work ran differs
+    (engine_calls: one stream per block) and the timings."""
+    tree = flat_tree(5)
+    ray_config, local_config = make_config(tmp_path / "ray", 30), make_config(tmp_path / "local", 30)
+    options = RayOptions(workers=2, block_size=6, engine_factory=fake_factory)
+    ray = generate_stage(ray_config, RayRunner(options), prepared(ray_config), tree).to_dict()
+    local = generate_stage(local_config, FakeEngine(respond), prepared(local_config), tree).to_dict()
+    assert local["retried"] > 0 and local["failed"] > 0 and local["topups"] > 0, "retries, failures, top-ups counted"
+    assert {k: ray[k] for k in SAME_COUNTS} == {k: local[k] for k in SAME_COUNTS}
+    assert ray["engine_calls"] > local["engine_calls"] == 1
+    on_disk = [json.loads((tmp_path / arm / "summary.json").read_text())["generation"] for arm in ("ray", "local")]
+    assert [{k: d[k] for k in SAME_COUNTS} for d in on_disk] == [{k: local[k] for k in SAME_COUNTS}] * 2
+
+
 def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path) -> None:
     tree = flat_tree(5)
     config = make_config(tmp_path / "ray", 60)
@@ -297,6 +347,47 @@ def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> 
     lines = id_lines(run_dir)
     assert {t.id for t in allocate(tree, config.generation)} <= set(lines) and set(lines.values()) == {1}
     assert summary.delivered == len(list(run_dir.iter_samples()))
+
+
+def respond_any(req: ChatRequest) -> str | Completion:
+    if request_kind(req) == "subtopics":
+        return json.dumps({"subtopics": ["Ancient Rome", "Medieval Europe"]})
+    return respond(req)
+
+
+def engine_on_chosen_backend(config: EngineConfig) -> Engine:
+    """The scripted engine, under the backend name the actor opened it with (written in every sample)."""
+    engine = FakeEngine(respond_any)
+    engine.backend = config.backend  # type: ignore[misc]
+    return engine
+
+
+def test_ray_auto_is_chosen_on_each_node_and_reported(ray_cluster: Any, tmp_path: Path) -> None:
+    """`backend: auto` on Ray: the tree task and every actor resolve it on their node from the cores Ray
+    gave them (1 each here), open that backend, and the runner reports it once per node and work."""
+    config = make_config(tmp_path / "run", 12, backend="auto")
+    config.tree.depth, config.tree.degree = 1, 2
+    heard: list[tuple[str, str, str, str]] = []
+    runner = RayRunner(RayOptions(workers=2, block_size=3, engine_factory=engine_on_chosen_backend),
+                       report=lambda *choice: heard.append(choice))
+    run_dir = prepared(config)
+    tree_stage(config, runner, run_dir)
+    generate_stage(config, runner, run_dir, TopicTree.load(run_dir.tree_file))
+    expected = auto.choose_backend(cores=1)  # this machine, holding one core (the test cluster's actors do)
+    node = socket.gethostname()
+    assert heard == [("the tree", node, *expected), ("samples", node, *expected)]
+    assert expected.why and {s.backend for s in run_dir.iter_samples()} == {expected.backend}
+    heard.clear()
+    named = make_config(tmp_path / "named", 6, backend="fake")
+    generate_stage(named, runner, prepared(named), flat_tree(2))
+    assert heard == [], "a backend named in the config is not chosen, so nothing is reported"
+
+
+def test_the_cli_prints_what_auto_became_on_a_node(capsys: pytest.CaptureFixture[str]) -> None:
+    from topictree_hf.cli.common import CliWatcher
+
+    CliWatcher().backend_chosen("samples", "node-7", "transformers", "vLLM is not installed")
+    assert capsys.readouterr().err == "Ray samples on node-7: backend auto -> transformers (vLLM is not installed)\n"
 
 
 def test_ray_worker_errors_come_back_as_one_line(ray_cluster: Any, tmp_path: Path) -> None:
@@ -331,7 +422,7 @@ def bundled_tree() -> TopicTree:
 
 def bundled_config(run: Path) -> Config:
     return Config(generation={"num_samples": 4, "formats": ["qa"], "max_tokens": 48, "max_retries": 0, "seed": 7},
-                  engine={"batch_size": 1}, output={"run_dir": str(run)})
+                  engine={"backend": "transformers", "model": SMOLLM2, "batch_size": 1}, output={"run_dir": str(run)})
 
 
 @pytest.fixture(scope="module")
@@ -393,6 +484,27 @@ def test_cli_run_on_ray_against_two_servers(ray_cluster: Any, tmp_path: Path,
     assert list(run_dir.path.glob("samples-ray-*.jsonl")), "journaled in per-block shards"
     assert all(s.completions > 0 for s in servers), [s.completions for s in servers]
     assert Path(out.out.strip().splitlines()[-1]).is_dir(), "the dataset folder path on stdout"
+
+
+def test_cli_generate_on_ray(ray_cluster: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`topictree generate --runner ray` (the runner flags every engine command shares): the samples of
+    the run dir's tree on 2 actors whose `openai` engines ask a real HTTP server."""
+    from test_openai_fleet import FakeServer
+
+    run = tmp_path / "run"
+    run.mkdir()
+    flat_tree(3).save(run / "topic_tree.json")
+    server = FakeServer(answer=fleet_answer)
+    try:
+        code = main(["generate", "--runner", "ray", "--workers", "2", "--backend", "openai", "--base-url", server.url,
+                     "--samples", "6", "--batch-size", "2", "--run-dir", str(run)])
+    finally:
+        server.stop()
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "Ray cluster: " in err and "loading " not in err, "the engines load on the workers"
+    assert len(list(RunDir(run).iter_samples())) == 6 and list(run.glob("samples-ray-*.jsonl"))
+    assert json.loads((run / "summary.json").read_text())["runner"] == "ray"
 
 
 def test_workers_keep_the_users_usage_stats_choice(monkeypatch: pytest.MonkeyPatch) -> None:

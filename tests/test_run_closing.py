@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from fake_engine import FakeEngine
 from fake_model import FakeModel
 from synthetic_run import make_synthetic_run
 
@@ -18,7 +19,6 @@ from topictree_hf.config import Config
 from topictree_hf.dataset.card import read_section
 from topictree_hf.dataset.scrub import publishable_config, write_generation_yaml
 from topictree_hf.dataset.source import load_run
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.rundir import RunDir
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

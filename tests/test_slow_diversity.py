@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from topictree_hf.config import Config
+from topictree_hf.config import SMOLLM2, Config
 from topictree_hf.engines.base import Engine
 from topictree_hf.eval.report import evaluate
-from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.pipeline import generate_stage
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.builder import TreeBuilder
 from topictree_hf.tree.model import TopicTree
@@ -26,8 +26,9 @@ def generate(engine: Engine, tree: TopicTree, run: Path, naive: bool) -> list[di
     # arms then have no near-duplicate, and there is nothing left to compare on that figure).
     config = Config(generation={"num_samples": N, "temperature": 0.2, "max_tokens": 128, "max_retries": 1,
                                 "formats": ["qa"], "dedup": "none", "angles": not naive, "rules": False,
-                                "repetition_penalty": 1.0, "topup_budget": 1.0}, engine={"batch_size": N})
-    SampleGenerator(engine, config, RunDir(run)).run(tree)
+                                "repetition_penalty": 1.0, "topup_budget": 1.0},
+                    engine={"backend": "transformers", "model": SMOLLM2, "batch_size": N})
+    generate_stage(config, engine, RunDir(run), tree)
     return [s.to_json() for s in RunDir(run).iter_samples()]
 
 

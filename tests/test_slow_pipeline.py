@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from topictree_hf.config import Config, TreeConfig
+from topictree_hf.config import SMOLLM2, Config, TreeConfig
 from topictree_hf.engines.base import Engine
 from topictree_hf.generation.allocate import allocate
 from topictree_hf.pipeline import generate_stage
@@ -23,6 +23,7 @@ from topictree_hf.tree.clean import normalize
 from topictree_hf.tree.model import TopicTree
 
 pytestmark = pytest.mark.slow
+SMOLLM2_ENGINE = {"backend": "transformers", "model": SMOLLM2}  # the session's bundled_engine
 
 
 class CountingEngine(Engine):
@@ -67,7 +68,7 @@ def test_bundled_generation_end_to_end(bundled_engine: Engine, history_tree: tup
                                        tmp_path: Path) -> None:
     tree, _ = history_tree
     config = Config(generation={"num_samples": 18, "formats": ["qa"], "max_tokens": 160},
-                    engine={"batch_size": 18}, output={"run_dir": str(tmp_path)})
+                    engine=SMOLLM2_ENGINE | {"batch_size": 18}, output={"run_dir": str(tmp_path)})
     run_dir = RunDir(tmp_path)
     run_dir.prepare(config)
     summary = generate_stage(config, bundled_engine, run_dir, tree)
@@ -92,7 +93,8 @@ def test_bundled_generation_end_to_end(bundled_engine: Engine, history_tree: tup
 def test_run_resumes_after_sigkill_without_losing_or_repeating_ids(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "topictree_hf", "run", "--root", "Ancient Egypt", "--depth", "1", "--degree", "2",
-           "--samples", "6", "--batch-size", "2", "--run-dir", str(run), "--out", str(tmp_path / "ds")]
+           "--samples", "6", "--batch-size", "2", "--model", SMOLLM2, "--backend", "transformers",
+           "--run-dir", str(run), "--out", str(tmp_path / "ds")]
     env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     shard = run / "samples-00000.jsonl"

@@ -9,10 +9,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fake_engine import FakeEngine
 from fake_model import FakeModel
 
 from topictree_hf.config import Config
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.pipeline import Watcher, generate_stage, run_all, run_baseline, run_tree, tree_stage
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
@@ -74,7 +74,8 @@ def test_importing_the_package_changes_nothing_in_the_process() -> None:
             "assert 'torch' not in sys.modules and 'topictree_hf.engines.vllm_engine' not in sys.modules\n"
             "from topictree_hf.config import EngineConfig\n"
             "from topictree_hf.engines import create_engine, register_backend\n"
-            "from topictree_hf.engines.fake import FakeEngine\n"
+            f"sys.path.insert(0, {str(Path(__file__).parent)!r})  # tests/: the fake engine\n"
+            "from fake_engine import FakeEngine\n"
             "register_backend('fake', lambda cfg: FakeEngine(lambda r: 'x'))\n"
             "create_engine(EngineConfig(backend='fake'))\n"
             "assert os.environ['OMP_WAIT_POLICY'] == 'PASSIVE', 'set when an engine is created, before torch'\n")

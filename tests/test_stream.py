@@ -11,15 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fake_engine import FakeEngine, Responder
 from feed import Feed
-from test_generation import answer, leaf_of, make_tree
+from test_generation import answer, leaf_of, make_tree, run_stage
 
 from topictree_hf.config import Config
 from topictree_hf.engines import ChatRequest, Completion
 from topictree_hf.engines.base import DEFAULT_IN_FLIGHT
-from topictree_hf.engines.fake import FakeEngine, Responder
 from topictree_hf.generation.allocate import allocate
-from topictree_hf.generation.generator import SampleGenerator, Summary
+from topictree_hf.generation.generator import SampleGenerator
 from topictree_hf.journal import Journal
 from topictree_hf.rundir import RunDir
 
@@ -109,7 +109,7 @@ def test_samples_are_journaled_before_the_slowest_request_finishes(tmp_path: Pat
     journaled_before_last: list[int] = []
     engine.before_last = lambda: journaled_before_last.append(len(journal_lines(shard)))
     done: list[int] = []
-    summary = gen.run(make_tree(), progress=done.append)
+    summary = run_stage(gen, make_tree(), progress=done.append)
     assert summary.valid == 18 and summary.engine_calls == 1 and engine.bounds == [4]
     assert journaled_before_last == [16], "no barrier: 17 samples finished (16 flushed) while request 0 ran"
     assert engine.most_in_flight == 4, "engine.batch_size bounds what is in flight"
@@ -119,8 +119,8 @@ def test_samples_are_journaled_before_the_slowest_request_finishes(tmp_path: Pat
 
 
 def test_out_of_order_completions_give_the_same_samples_as_in_order(tmp_path: Path) -> None:
-    make_generator(tmp_path / "a", OutOfOrder(answer)).run(make_tree())
-    make_generator(tmp_path / "b", FakeEngine(answer)).run(make_tree())
+    run_stage(make_generator(tmp_path / "a", OutOfOrder(answer)), make_tree())
+    run_stage(make_generator(tmp_path / "b", FakeEngine(answer)), make_tree())
     a, b = (sorted(journal_lines(p / "samples-00000.jsonl"), key=lambda r: r["id"]) for p in (tmp_path / "a",
                                                                                                tmp_path / "b"))
     assert a == b
@@ -132,7 +132,7 @@ def test_rejects_re_enter_the_same_stream_with_the_reason(tmp_path: Path) -> Non
         return answer(request) if rejected or leaf_of(request)[-1] != "a" else "   "
 
     engine = OutOfOrder(flaky)
-    summary = make_generator(tmp_path, engine, max_retries=2).run(make_tree())
+    summary = run_stage(make_generator(tmp_path, engine, max_retries=2), make_tree())
     assert engine.bounds == [4], "one stream for first tries and retries"
     assert summary.valid == 18 and summary.retried == 6 and summary.rejections == {"empty": 6}
     retries = [r for call in engine.calls for r in call if "rejected" in r.messages[1]["content"]]
@@ -156,20 +156,20 @@ def test_flush_groups_are_small_and_time_bounded(tmp_path: Path) -> None:
         gen = make_generator(tmp_path / f"{bound}-{seconds}", FakeEngine(answer), batch_size=bound)
         gen.flush_seconds = seconds
         with Recording(tmp_path / f"s{bound}{seconds}") as samples, Recording(tmp_path / f"f{bound}{seconds}") as fails:
-            gen.generate_tasks(tasks, samples, fails, Summary())
+            gen.generate_tasks(tasks, samples, fails)
         assert groups == expected, (bound, seconds)  # (samples, failures) per flush
 
 
 def test_a_stream_that_dies_keeps_what_was_judged_and_a_rerun_finishes(tmp_path: Path) -> None:
     tree = make_tree()
     with pytest.raises(RuntimeError, match="died"):
-        make_generator(tmp_path, OutOfOrder(answer, die_after=7)).run(tree)
+        run_stage(make_generator(tmp_path, OutOfOrder(answer, die_after=7)), tree)
     first = [s.id for s in RunDir(tmp_path).iter_samples()]
     assert len(first) == 7, "the judged samples are flushed on the way out"
     engine = OutOfOrder(answer)
-    summary = make_generator(tmp_path, engine).run(tree)
+    summary = run_stage(make_generator(tmp_path, engine), tree)
     assert summary.resumed == 7 and summary.valid == 11
     assert sum(len(call) for call in engine.calls) == 11, "journaled ids are not asked again"
-    make_generator(tmp_path / "ref", FakeEngine(answer)).run(tree)
+    run_stage(make_generator(tmp_path / "ref", FakeEngine(answer)), tree)
     ref = sorted(journal_lines(tmp_path / "ref" / "samples-00000.jsonl"), key=lambda r: r["id"])
     assert sorted(journal_lines(RunDir(tmp_path).sample_shard(0)), key=lambda r: r["id"]) == ref

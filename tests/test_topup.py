@@ -10,17 +10,19 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeEngine
 from test_generation import answer, leaf_of, make_tree
 
 from topictree_hf.cli.common import print_generation_summary
 from topictree_hf.config import Config
 from topictree_hf.engines import ChatRequest
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.generation.allocate import allocate, leaf_task
-from topictree_hf.generation.generator import SampleGenerator, Summary, generate_pending
-from topictree_hf.generation.topup import Journaled, TaskPlan
+from topictree_hf.generation.generator import SampleGenerator, generate_pending
+from topictree_hf.generation.summary import Summary
+from topictree_hf.generation.topup import TaskPlan
 from topictree_hf.journal import Journal
-from topictree_hf.rundir import RunDir
+from topictree_hf.pipeline import generate_stage
+from topictree_hf.rundir import Journaled, RunDir
 
 JUNK = " I cannot help with that."
 
@@ -45,9 +47,9 @@ def test_topup_fills_the_short_leaves_and_keeps_the_balance(tmp_path: Path) -> N
     tree = make_tree()
     run = RunDir(tmp_path)
     done: list[int] = []
-    summary = SampleGenerator(FakeEngine(first_two_fail_at_a), config(), run).run(tree, progress=done.append)
+    summary = generate_stage(config(), FakeEngine(first_two_fail_at_a), run, tree, progress=done.append)
     assert (summary.valid, summary.failed, summary.topups) == (18, 6, 6)
-    assert summary.delivered == summary.requested == 18 and summary.requests == 24 and not summary.budget_spent
+    assert summary.delivered == summary.asked == 18 and summary.requests == 24 and not summary.budget_spent
     assert set(per_leaf(run).values()) == {2}, "every leaf has its allotment"
     assert sum(done) == 18, "progress counts delivered samples"
     allocated = {t.id for t in allocate(tree, config().generation)}
@@ -71,7 +73,7 @@ def test_topup_stops_at_the_budget_and_says_why(tmp_path: Path, capsys: pytest.C
         return JUNK if leaf_of(req).endswith("a") else answer(req)
 
     run = RunDir(tmp_path)
-    summary = SampleGenerator(FakeEngine(never_at_a), config(topup_budget=1.5), run).run(make_tree())
+    summary = generate_stage(config(topup_budget=1.5), FakeEngine(never_at_a), run, make_tree())
     assert summary.budget == 27 and summary.requests == 27 and summary.budget_spent
     assert (summary.valid, summary.delivered, summary.topups) == (12, 12, 9)
     failed_at = Counter(f.topic_path[-1] for f in run.iter_failures())
@@ -89,8 +91,8 @@ def test_a_topup_is_retried_only_within_the_budget(tmp_path: Path) -> None:
     def never_at_a(req: ChatRequest) -> str:
         return JUNK if leaf_of(req).endswith("a") else answer(req)
 
-    summary = SampleGenerator(FakeEngine(never_at_a), config(topup_budget=1.5, max_retries=1),
-                              RunDir(tmp_path)).run(make_tree())
+    summary = generate_stage(config(topup_budget=1.5, max_retries=1), FakeEngine(never_at_a), RunDir(tmp_path),
+                             make_tree())
     assert summary.budget_spent and summary.delivered == 12
     assert 27 <= summary.requests <= 27 + 8, "allocation retries always run; top-ups stop at the budget"
     assert summary.topups < 9
@@ -113,7 +115,7 @@ class Crash(Exception):
 @pytest.mark.parametrize("crash_after", [12, 21, 27])
 def test_an_interrupted_topup_resumes_to_the_same_ids(tmp_path: Path, crash_after: int) -> None:
     reference = RunDir(tmp_path / "ref")
-    ref = SampleGenerator(FakeEngine(flaky), config(max_retries=1), reference).run(make_tree())
+    ref = generate_stage(config(max_retries=1), FakeEngine(flaky), reference, make_tree())
     assert ref.topups > 0 and ref.delivered == 18
 
     calls = 0
@@ -127,10 +129,10 @@ def test_an_interrupted_topup_resumes_to_the_same_ids(tmp_path: Path, crash_afte
 
     run = RunDir(tmp_path / "run")
     with pytest.raises(Crash):
-        SampleGenerator(FakeEngine(crashing), config(max_retries=1), run).run(make_tree())
+        generate_stage(config(max_retries=1), FakeEngine(crashing), run, make_tree())
     before = journals(run)
     assert before[0] | before[1]
-    rerun = SampleGenerator(FakeEngine(flaky), config(max_retries=1), run).run(make_tree())
+    rerun = generate_stage(config(max_retries=1), FakeEngine(flaky), run, make_tree())
     assert journals(run) == journals(reference)
     assert rerun.delivered == 18 and set(per_leaf(run).values()) == {2}
 
@@ -139,7 +141,7 @@ def test_rounds_for_a_runner_that_does_not_report_outcomes(tmp_path: Path) -> No
     """As the Ray runner does: each execute gets the tasks as a list, journals elsewhere, reports nothing;
     the stage rebuilds its plan from the journals and sends the next round."""
     local = RunDir(tmp_path / "local")
-    SampleGenerator(FakeEngine(flaky), config(max_retries=1), local).run(make_tree())
+    generate_stage(config(max_retries=1), FakeEngine(flaky), local, make_tree())
 
     run = RunDir(tmp_path / "rounds")
     cfg = config(max_retries=1)
@@ -152,7 +154,7 @@ def test_rounds_for_a_runner_that_does_not_report_outcomes(tmp_path: Path) -> No
         gen = SampleGenerator(engine, cfg, run)
         gen.remember(run.iter_samples())
         with Journal(run.path / f"samples-round-{len(rounds)}.jsonl") as samples, Journal(run.failures) as failures:
-            gen.generate_tasks(block, samples, failures, Summary())  # its counts are not the stage's
+            gen.generate_tasks(block, samples, failures)  # its counts are not the stage's
 
     summary = generate_pending(cfg, run, make_tree(), execute)
     assert len(rounds) >= 2 and rounds[0] == 18, f"allocation first, then top-up rounds: {rounds}"
@@ -162,8 +164,8 @@ def test_rounds_for_a_runner_that_does_not_report_outcomes(tmp_path: Path) -> No
 
 def test_the_plan_reads_journaled_topups_and_requests(tmp_path: Path) -> None:
     run = RunDir(tmp_path)
-    SampleGenerator(FakeEngine(flaky), config(max_retries=1), run).run(make_tree())
+    generate_stage(config(max_retries=1), FakeEngine(flaky), run, make_tree())
     journaled = Journaled.read(run)
-    plan = TaskPlan(make_tree(), config(max_retries=1).generation, journaled, Summary())
+    plan = TaskPlan(make_tree(), config(max_retries=1).generation, journaled)
     assert plan.delivered == 18 and not plan.wanted() and list(plan) == []
     assert plan.requests == sum(journaled.kept.values()) + sum(journaled.failed.values()) > 18

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from fake_engine import FakeEngine, request_kind
 from fake_model import subtopic_count, topic_path
 
 from topictree_hf.config import TreeConfig
 from topictree_hf.engines import ChatRequest
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.errors import InputFileError
 from topictree_hf.tree.builder import TreeBuilder
 from topictree_hf.tree.clean import clean_topic, judge, normalize, parse_subtopics
@@ -20,7 +20,7 @@ from topictree_hf.tree.render import render_png, render_text
 
 
 def topic_of(req: ChatRequest) -> str:
-    assert req.kind == "subtopics"
+    assert request_kind(req) == "subtopics"
     return topic_path(req)[-1]
 
 

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from fake_engine import FakeEngine, request_kind
 from fake_model import topic_path
 
 from topictree_hf.cli.common import print_tree_summary
 from topictree_hf.config import TreeConfig
 from topictree_hf.engines import ChatRequest
-from topictree_hf.engines.fake import FakeEngine
 from topictree_hf.errors import ModelNotFoundError
 from topictree_hf.tree.builder import TreeBuilder, embedding_checks
 from topictree_hf.tree.drift import DriftChecker, DriftScore
@@ -39,7 +39,7 @@ def scripted(script: Script) -> FakeEngine:
     asked: Counter[str] = Counter()
 
     def respond(req: ChatRequest) -> str:
-        assert req.kind == "subtopics"
+        assert request_kind(req) == "subtopics"
         topic = topic_path(req)[-1]
         answers = script[topic]
         answer = answers[min(asked[topic], len(answers) - 1)]

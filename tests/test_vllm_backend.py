@@ -19,7 +19,7 @@ from feed import Feed
 from vllm_support import VLLMSession, descendants, lent_backend, vllm_session  # noqa: F401 - a fixture
 
 from topictree_hf.cli import main
-from topictree_hf.config import EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines import ChatRequest, Completion, SamplingParams, create_engine
 
 pytestmark = pytest.mark.vllm
@@ -59,7 +59,8 @@ def test_run_end_to_end_on_the_bundled_model(vllm_session: VLLMSession, tmp_path
     run_dir, out = tmp_path / "run", tmp_path / "dataset"
     with lent_backend(vllm_session.engine) as lent:
         code = main(["run", "--root", "Ocean Life", "--depth", "1", "--degree", "3", "--samples", "6",
-                     "--backend", "vllm", "--seed", "7", "--run-dir", str(run_dir), "--out", str(out)])
+                     "--backend", "vllm", "--model", SMOLLM2, "--seed", "7", "--run-dir", str(run_dir),
+                     "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 0, err
     assert len(lent) == 1, "the command asked the registry for its engine once"

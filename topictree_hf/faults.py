@@ -12,7 +12,8 @@ Points (each stage has at least three; tests/test_crash_*.py kill at every one a
     build.staged    the dataset folder is complete in its temp sibling, not yet renamed into place
     build.swap      `--overwrite`: the old dataset folder is moved aside, the new one not yet in place
 
-The variable is read once, at import; unset (always, outside tests) every check is one comparison.
+The variable is read once, at the first crash point a process passes (never at import: importing the
+package reads no environment); unset (always, outside tests) every later check is one comparison.
 A malformed value fails at the first crash point passed, as a one-line error.
 """
 
@@ -38,21 +39,25 @@ def _parse(spec: str | None) -> tuple[str, int] | str | None:
     return point, int(count)
 
 
-_ARMED = _parse(os.environ.get(ENV))
+_UNREAD = "unread"  # _armed before the first crash point: the variable is not read yet
+_armed: tuple[str, int] | str | None = _UNREAD
 _passes = 0
 
 
 def hit(point: str) -> bool:
     """Count a pass of `point`; True exactly at the armed pass (the caller then crashes)."""
-    global _passes
-    if _ARMED is None:
+    global _armed, _passes
+    if _armed is None:
         return False
-    if isinstance(_ARMED, str):
-        raise ConfigError(_ARMED)
-    if _ARMED[0] != point:
+    if _armed is _UNREAD:
+        _armed = _parse(os.environ.get(ENV))
+        return hit(point)
+    if isinstance(_armed, str):
+        raise ConfigError(_armed)
+    if _armed[0] != point:
         return False
     _passes += 1
-    return _passes == _ARMED[1]
+    return _passes == _armed[1]
 
 
 def crash_point(point: str) -> None:

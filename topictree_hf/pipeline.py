@@ -8,9 +8,12 @@ through callbacks and a `Watcher`, never prints.
 
 `where` is an Engine (the work runs here, `LocalRunner`) or a `Runner` (runners/: where the work
 runs, e.g. `RayRunner`). The commands chain the stages as the CLI does, with the run dir prepared
-first and the engine (or cluster) opened only while it is needed:
+first and the engine (or cluster) opened only while it is needed: `runner` is a `RunnerChoice`
+(default: the config's engine in this process; runners/open.py opens it and reports through the
+watcher) or a function that opens an Engine or Runner of the caller's own:
 
     run_tree(...), run_generate(...), run_baseline(...), run_all(...)
+    compare(dir, baseline=None, ...)  -> Comparison  (`topictree eval`, at equal N; eval/compare.py)
 
 The baseline variants (`VARIANTS`, the arms of the diversity ablation) differ in where the contexts
 come from and whether each sample gets its own angle; model, sampling, formats, sample count and
@@ -28,17 +31,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from topictree_hf.config import Config
-from topictree_hf.engines import Engine, create_engine
+from topictree_hf.engines import Engine
 from topictree_hf.errors import ConfigError, RunDirError
+from topictree_hf.eval.compare import compare
 from topictree_hf.generation.allocate import Task, total_tasks
-from topictree_hf.generation.generator import Progress, Summary, generate_pending
+from topictree_hf.generation.generator import Progress, generate_pending
+from topictree_hf.generation.summary import Summary
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.base import Runner
 from topictree_hf.runners.local import LocalRunner
+from topictree_hf.runners.open import OpenEvents, RunnerChoice, open_where
 from topictree_hf.tree.builder import LevelProgress, TreeBuilder, embedding_checks
 from topictree_hf.tree.io import load_any
 from topictree_hf.tree.model import TopicTree
@@ -56,9 +63,10 @@ VARIANTS: tuple[str, ...] = get_args(Variant)
 OpenWhere = Callable[[], AbstractContextManager[Where]]
 
 
-class Watcher:
-    """How a caller follows a command: progress callbacks and a report after each stage. This one
-    shows nothing; the CLI's draws bars and prints summaries."""
+class Watcher(OpenEvents):
+    """How a caller follows a command: progress callbacks, the engine or cluster being opened
+    (`OpenEvents`), and a report after each stage. This one shows nothing; the CLI's draws bars and
+    prints summaries."""
 
     def tree_progress(self, depth: int) -> AbstractContextManager[LevelProgress | None]:
         return nullcontext()
@@ -78,12 +86,18 @@ class Watcher:
         """`topictree run` measured the dataset (`eval_stage`); the card has the table."""
 
 
-def open_engine(config: Config) -> Engine:
-    return create_engine(config.engine)
-
-
 def as_runner(where: Where) -> Runner:
     return where if isinstance(where, Runner) else LocalRunner(where)
+
+
+def opener(config: Config, runner: RunnerChoice | OpenWhere | None, watcher: Watcher) -> OpenWhere:
+    """How a command opens where its work runs; a RunnerChoice is checked first (Ray installed),
+    before anything is written."""
+    if runner is None or isinstance(runner, RunnerChoice):
+        choice = runner or RunnerChoice()
+        choice.check()
+        return partial(open_where, config, choice, watcher)
+    return runner
 
 
 # ---------------------------------------------------------------- the stages
@@ -166,10 +180,14 @@ def build_stage(run_dir: RunDir | Path | str, out: Path | str | None = None, ove
 # ---------------------------------------------------------------- the commands
 
 
-def run_tree(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
+Opening = RunnerChoice | OpenWhere
+
+
+def run_tree(config: Config, run_dir: RunDir, runner: Opening | None = None, watcher: Watcher | None = None, *,
              force: bool = False, import_file: Path | None = None) -> TopicTree:
     """`topictree tree`: the tree stage (or an imported tree) in a prepared run dir."""
     watcher = watcher or Watcher()
+    open_where = opener(config, runner, watcher)
     run_dir.prepare(config, force)
     if import_file is not None:
         tree = import_tree(run_dir, import_file)
@@ -180,20 +198,22 @@ def run_tree(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Wa
     return tree
 
 
-def run_generate(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
-                 force: bool = False) -> Summary:
+def run_generate(config: Config, run_dir: RunDir, runner: Opening | None = None, watcher: Watcher | None = None,
+                 *, force: bool = False) -> Summary:
     """`topictree generate`: samples for the tree already in the run dir."""
     if not run_dir.tree_file.exists():
         raise RunDirError(f"{run_dir.tree_file} does not exist; build the tree first with `topictree tree` "
                           "(same config and --run-dir)")
+    watcher = watcher or Watcher()
+    open_where = opener(config, runner, watcher)
     run_dir.prepare(config, force)
     tree = TopicTree.load(run_dir.tree_file)
     with open_where() as where:
-        return _generate(config, where, run_dir, tree, watcher or Watcher())
+        return _generate(config, where, run_dir, tree, watcher)
 
 
-def run_baseline(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
-                 force: bool = False, variant: Variant = "naive", flat_size: int | None = None,
+def run_baseline(config: Config, run_dir: RunDir, runner: Opening | None = None, watcher: Watcher | None = None,
+                 *, force: bool = False, variant: Variant = "naive", flat_size: int | None = None,
                  tree_file: Path | None = None) -> Summary:
     """`topictree baseline`: one arm of the ablation (see VARIANTS above) in a prepared run dir.
     `flat_size`: subtopics of the flat arm (default degree ** depth, the leaves of a full tree);
@@ -202,6 +222,7 @@ def run_baseline(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher
         raise ConfigError(f"unknown baseline variant {variant!r}; choose from {', '.join(VARIANTS)}")
     config = variant_config(config, variant, flat_size)
     watcher = watcher or Watcher()
+    open_where = opener(config, runner, watcher)
     run_dir.prepare(config, force)
     if variant.startswith("naive"):
         tree = baseline_tree(config, run_dir)
@@ -228,11 +249,12 @@ def variant_config(config: Config, variant: str, flat_size: int | None = None) -
     return config.model_copy(update=update)
 
 
-def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Watcher | None = None, *,
+def run_all(config: Config, run_dir: RunDir, runner: Opening | None = None, watcher: Watcher | None = None, *,
             force: bool = False, overwrite: bool = False, evaluate: bool = True) -> BuildResult:
     """`topictree run`: tree, samples (the engine or cluster open for both), the dataset folder, then
     (unless `evaluate` is False) its diversity figures in the card (`eval_stage`)."""
     watcher = watcher or Watcher()
+    open_where = opener(config, runner, watcher)
     run_dir.prepare(config, force)
     with open_where() as where:
         with watcher.tree_progress(config.tree.depth) as bar:
@@ -246,16 +268,11 @@ def run_all(config: Config, run_dir: RunDir, open_where: OpenWhere, watcher: Wat
 
 
 def eval_stage(dataset_dir: Path, *, progress: bool = False) -> dict[str, Any]:
-    """`topictree eval` on a dataset folder, the default settings (embeddings of at most 2,000
-    samples), the table written into its card's Diversity section; returns the figures."""
-    from topictree_hf.eval import EvalSettings, card_body, evaluate, read_source, write_card_section
-
-    source = read_source(dataset_dir)
-    result = evaluate(source.records, tree_leaves=source.tree_leaves, failures=source.failures,
-                      settings=EvalSettings(), progress=progress)
-    if source.card is not None and source.card.is_file():
-        write_card_section(source.card, card_body(result, command="topictree eval DATASET_DIR"))
-    return result
+    """`topictree eval` on a dataset folder (`compare`, no baseline), the default settings (embeddings
+    of at most 2,000 samples), the table written into its card's Diversity section; returns the figures."""
+    measured = compare(dataset_dir, names=("this set", "baseline"), progress=progress)
+    measured.write_card()
+    return measured.result
 
 
 def _generate(config: Config, where: Where, run_dir: RunDir, tree: TopicTree, watcher: Watcher,

@@ -13,8 +13,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from topictree_hf import __version__
-
+__version__ = "0.1.0"  # the package's version (topictree_hf.__version__; pyproject reads it here)
 DIST = "topictree-hf"
 
 

@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from topictree_hf import __version__
-from topictree_hf.config import Config, resolved_dict
+from topictree_hf.config import STAGES, Config, field_stages, resolved_dict
 from topictree_hf.errors import RunDirError
 from topictree_hf.journal import read_jsonl, write_json_atomic
 from topictree_hf.provenance import tool_source
@@ -35,17 +36,9 @@ from topictree_hf.records import Failure, RecordError, Sample
 
 RUN_FORMAT_VERSION = 1
 TREE_SOURCE = "tree_source"  # manifest key: "built", "imported" or "baseline" (see RunDir.tree_source)
-# Which config keys shape each stage's output: a change there makes existing results stale.
-STAGE_KEYS = {
-    "tree": ("root", "tree.depth", "tree.degree", "tree.dedup", "tree.semantic_threshold", "tree.min_chars",
-             "tree.max_chars", "tree.temperature", "tree.drift", "engine.model"),
-    "generate": ("generation.formats", "generation.num_samples", "generation.samples_per_leaf",
-                 "generation.temperature", "generation.top_p", "generation.max_tokens", "generation.seed",
-                 "generation.system_prompt", "generation.instructions", "generation.mode",
-                 "generation.chat_turns", "generation.templates", "generation.custom", "generation.dedup",
-                 "generation.near_dup_threshold", "generation.semantic_dup_threshold", "generation.rules",
-                 "generation.judge", "generation.repetition_penalty", "engine.model"),
-}
+# Which config keys shape each stage's output (a change there makes existing results stale), as the
+# config's fields declare it (config.Shapes).
+STAGE_KEYS = {stage: tuple(k for k, shapes in field_stages().items() if stage in (shapes or ())) for stage in STAGES}
 
 
 class RunDir:
@@ -69,37 +62,25 @@ class RunDir:
     def iter_samples(self) -> Iterator[Sample]:
         """Every journaled sample once (first record per id wins), across all shards; a line that is
         not a valid sample is skipped here (the build counts it with its reason)."""
-        seen: set[str] = set()
-        for shard in self.sample_shards():
-            for record in read_jsonl(shard):
-                sid = record.get("id")
-                if isinstance(sid, str) and sid not in seen:
-                    seen.add(sid)
-                    try:
-                        yield Sample.from_json(record)
-                    except RecordError:
-                        continue
+        return read_samples(self.sample_shards())
 
     def failure_shards(self) -> list[Path]:
         """failures.jsonl (when it exists), then any failures-*.jsonl a runner left."""
         return [p for p in [self.failures] if p.exists()] + sorted(self.path.glob("failures-*.jsonl"))
 
     def iter_failures(self) -> Iterator[Failure]:
-        """Every failure record of every failure journal (an id can repeat across shards)."""
-        for shard in self.failure_shards():
-            for record in read_jsonl(shard, strict_middle=shard == self.failures):
-                yield Failure.from_json(record)
+        """Every failure once (first record per id wins), across failures.jsonl and a runner's shards."""
+        return (Failure.from_json(record) for _, record in journal_lines(self.failure_shards()))
 
     def journaled_ids(self) -> set[str]:
         """Every id with a result (a sample line, valid or not, or a failure): what a rerun skips."""
-        ids = {r["id"] for shard in self.sample_shards() for r in read_jsonl(shard) if isinstance(r.get("id"), str)}
-        ids.update(f.id for f in self.iter_failures() if f.id is not None)
-        return ids
+        return Journaled.read(self).ids
 
     def prepare(self, config: Config, force: bool = False) -> None:
         """Create the run dir, or check that an existing one was made by a compatible version and,
         for every stage that already has results here, the same config (else one line saying what
-        differs; `--force` goes on with the new values)."""
+        differs; `--force` goes on with the new values). A Hub model the run loads is fetched here
+        when the local cache lacks it, and the commit it resolved to is recorded (engines/hub.py)."""
         try:
             self.path.mkdir(parents=True, exist_ok=True)
             probe = self.path / ".write-test"
@@ -122,9 +103,14 @@ class RunDir:
                                   "use a new --run-dir, or pass --force to continue with the new values")
         self.check_journals()
         manifest = {"tool_version": __version__, "tool_source": tool_source(), "format_version": RUN_FORMAT_VERSION,
-                    "fingerprints": current, "config": resolved_dict(config)}
+                    "fingerprints": current, "config": config.model_dump(mode="json")}  # nulls kept: see _has
         if old is not None and TREE_SOURCE in old:
             manifest[TREE_SOURCE] = old[TREE_SOURCE]
+        from topictree_hf.engines.hub import PINS, pin_models  # fetches a Hub model not in the cache yet
+
+        pins = pin_models(config, (old or {}).get(PINS), force)
+        if pins:
+            manifest[PINS] = pins  # the commit of each Hub model: generation.yaml and the card name it
         write_json_atomic(self.manifest, manifest)
         self.config_file.write_text(yaml.safe_dump(resolved_dict(config), sort_keys=False), encoding="utf-8")
 
@@ -169,6 +155,63 @@ class RunDir:
         write_json_atomic(self.summary, summary)
 
 
+# ---------------------------------------------------------------- the one reader of the sample journals
+
+
+def journal_lines(paths: Iterable[Path]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(id, record) of every journal line with an id, the first line per id across `paths` in order:
+    the one reader behind `iter_samples`, `iter_failures`, `journaled_ids`, `Journaled` and the Ray
+    blocks. A line without an id (missing, empty, not a string) is skipped by all of them alike: it
+    cannot be resumed, de-duplicated against or counted. A runner's failure shards (failures-*.jsonl)
+    are read leniently (a bad line in the middle is skipped with a warning), every other journal strictly."""
+    seen: set[str] = set()
+    for path in paths:
+        for record in read_jsonl(path, strict_middle=not path.name.startswith("failures-")):
+            sid = record.get("id")
+            if isinstance(sid, str) and sid and sid not in seen:
+                seen.add(sid)
+                yield sid, record
+
+
+def read_samples(paths: Iterable[Path]) -> Iterator[Sample]:
+    """The samples of these journals, once per id; a line that is not a valid sample is skipped."""
+    for _, record in journal_lines(paths):
+        try:
+            yield Sample.from_json(record)
+        except RecordError:
+            continue
+
+
+@dataclass
+class Journaled:
+    """What the journals hold, by id: the requests each took (attempt + 1), for kept samples (a line in
+    a sample journal, valid or not) and for failures (an id kept is not failed)."""
+
+    kept: dict[str, int]
+    failed: dict[str, int]
+
+    @classmethod
+    def read(cls, run_dir: RunDir) -> Journaled:
+        return cls.of(run_dir.sample_shards(), run_dir.failure_shards())
+
+    @classmethod
+    def of(cls, samples: Iterable[Path], failures: Iterable[Path]) -> Journaled:
+        kept = {sid: _requests(record.get("attempt")) for sid, record in journal_lines(samples)}
+        failed = {sid: _requests(record.get("attempt")) for sid, record in journal_lines(failures) if sid not in kept}
+        return cls(kept, failed)
+
+    @property
+    def ids(self) -> set[str]:
+        return set(self.kept) | set(self.failed)
+
+    def requests(self, ids: Iterable[str]) -> int:
+        return sum(self.kept.get(i, 0) or self.failed.get(i, 0) for i in ids)
+
+
+def _requests(attempt: object) -> int:
+    return attempt + 1 if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else 1
+
+
 def _read_mapping(path: Path, parse: Callable[[str], Any]) -> dict[str, Any] | None:
     """A JSON/YAML file of the run dir that must hold a mapping: None if absent, RunDirError if broken."""
     if not path.exists():
@@ -198,10 +241,16 @@ def _changed_keys(old: dict[str, Any], new: dict[str, Any], keys: tuple[str, ...
 
 
 def _has(data: dict[str, Any], dotted: str) -> bool:
-    *parents, last = dotted.split(".")
-    for key in parents:
-        data = data.get(key) if isinstance(data, dict) else None  # type: ignore[assignment]
-    return isinstance(data, dict) and last in data
+    """Whether the old config recorded `dotted`: the key itself, or a block above it that was off
+    (`generation.judge: null`). Older manifests left null values out: for those, not known."""
+    node: Any = data
+    for key in dotted.split("."):
+        if not isinstance(node, dict) or key not in node:
+            return False
+        node = node[key]
+        if node is None:
+            return True
+    return True
 
 
 def fingerprints(config: Config) -> dict[str, str]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import signal
@@ -12,10 +13,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from topictree_hf.cli import commands
-from topictree_hf.cli.parser import Parser
+from topictree_hf.cli.parser import Formatter, Parser
+from topictree_hf.engines.hub import OFFLINE_VAR, user_offline
 from topictree_hf.errors import TopicTreeError
 from topictree_hf.telemetry import usage_stats_off
 
+OFFLINE_HELP = ("download nothing, not even a Hub model (--model ORG/NAME) missing from the local cache "
+                "(also TOPICTREE_OFFLINE=1 or HF_HUB_OFFLINE=1)")
 EXAMPLES = """examples:
   topictree init config.yaml
   topictree run config.yaml
@@ -27,13 +31,16 @@ def build_parser() -> Parser:
     from topictree_hf import __version__
 
     parser = Parser(prog="topictree", description="Diverse synthetic training data from topic trees.",
-                    epilog=EXAMPLES, formatter_class=commands.Formatter)
+                    epilog=EXAMPLES, formatter_class=Formatter)
     parser.add_argument("--version", action="version", version=f"topictree-hf {__version__}")
+    parser.add_argument("--offline", action="store_true", help=OFFLINE_HELP)
     parser.add_argument("--verbose", action="store_true",
                         help="show the libraries' own logs (vLLM, transformers); TOPICTREE_DEBUG=1 adds tracebacks")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     for command in commands.COMMANDS:
         command.register(sub)
+    for command_parser in sub.choices.values():  # `topictree run --offline` works too
+        command_parser.add_argument("--offline", action="store_true", default=argparse.SUPPRESS, help=OFFLINE_HELP)
     return parser
 
 
@@ -84,8 +91,15 @@ def _one_line(exc: BaseException) -> str:
 
 
 def _quiet_libraries(args: object) -> None:
-    """Offline unless pushing; library chatter off (our own warnings still show) unless --verbose."""
-    if getattr(args, "command", None) != "push":
+    """Offline unless pushing, but for the download of a Hub model the run names (engines/hub.py), which
+    --offline or the user's own HF_HUB_OFFLINE=1 refuses; library chatter off (our own warnings still
+    show) unless --verbose."""
+    offline = bool(getattr(args, "offline", False))
+    if offline or OFFLINE_VAR not in os.environ:  # decided before HF_HUB_OFFLINE=1 is set here
+        os.environ[OFFLINE_VAR] = "1" if offline or user_offline() else "0"
+    if offline:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+    elif getattr(args, "command", None) != "push":
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if getattr(args, "verbose", False):
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # the vllm backend leaves a user-set level on screen
@@ -98,6 +112,7 @@ def _quiet_libraries(args: object) -> None:
     for noisy in ("transformers", "huggingface_hub", "datasets", "accelerate", "vllm", "httpx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # huggingface_hub sets its own level when it loads
 
 
 if __name__ == "__main__":

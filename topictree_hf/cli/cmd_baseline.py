@@ -14,8 +14,15 @@ import argparse
 from pathlib import Path
 
 from topictree_hf import pipeline
-from topictree_hf.cli.common import CliWatcher, config_from_args, engine_for, say
-from topictree_hf.cli.parser import add_common_flags, add_config_arg, positive_int
+from topictree_hf.cli.common import CliWatcher, config_from_args, say
+from topictree_hf.cli.parser import (
+    Formatter,
+    add_common_flags,
+    add_config_arg,
+    add_runner_flags,
+    positive_int,
+    runner_of,
+)
 from topictree_hf.rundir import RunDir
 
 FLAGS = ["--root", "--depth", "--degree", "--samples", "--format", "--temperature", "--backend", "--model",
@@ -28,13 +35,12 @@ EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from topictree_hf.cli.commands import Formatter
-
     p = sub.add_parser("baseline", help="an ablation arm (default: naive, root topic only) to compare with",
                        epilog=EXAMPLE, formatter_class=Formatter,
                        description=__doc__.split("\n\n")[0] if __doc__ else None)
     add_config_arg(p)
     add_common_flags(p, FLAGS)
+    add_runner_flags(p)
     p.add_argument("--out", required=True, metavar="DIR2", help="run dir for the baseline samples")
     p.add_argument("--variant", default="naive", metavar="V",
                    help=f"the arm: {', '.join(pipeline.VARIANTS)} (default naive)")
@@ -49,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config = config.model_copy(update={"output": config.output.model_copy(update={"run_dir": Path(args.out)})})
     run_dir = RunDir(Path(args.out))
-    pipeline.run_baseline(config, run_dir, lambda: engine_for(config), CliWatcher(), force=args.force,
+    pipeline.run_baseline(config, run_dir, runner_of(args), CliWatcher(), force=args.force,
                           variant=args.variant, flat_size=args.flat_size, tree_file=args.tree)
     say(f"{args.variant} samples in {run_dir.path}; compare: topictree eval DATASET --baseline {run_dir.path}")
     return 0

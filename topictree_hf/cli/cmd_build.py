@@ -7,6 +7,7 @@ import sys
 
 from topictree_hf import pipeline
 from topictree_hf.cli.common import say
+from topictree_hf.cli.parser import Formatter
 
 EXAMPLE = """examples:
   topictree build runs/historical-events                    # writes runs/historical-events/dataset
@@ -16,8 +17,6 @@ EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from topictree_hf.cli.commands import Formatter
-
     p = sub.add_parser("build", help="package a run dir as a Hugging Face dataset folder", epilog=EXAMPLE,
                        formatter_class=Formatter,
                        description="Write README.md (card), data/*.parquet (train/test split by topic), "

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
-from contextlib import contextmanager
-from functools import partial
 
 from topictree_hf import pipeline
-from topictree_hf.cli.common import CliWatcher, config_from_args, engine_for, say
-from topictree_hf.cli.parser import COMMON_FLAGS, add_common_flags, add_config_arg, positive_int
-from topictree_hf.config import Config
-from topictree_hf.errors import ConfigError
+from topictree_hf.cli.common import CliWatcher, config_from_args, say
+from topictree_hf.cli.parser import (
+    COMMON_FLAGS,
+    Formatter,
+    add_common_flags,
+    add_config_arg,
+    add_runner_flags,
+    runner_of,
+)
 from topictree_hf.rundir import RunDir
-from topictree_hf.runners.ray_runner import RayOptions, RayRunner, ray_session, require_ray
 
 GEN_FLAGS = ["--samples", "--format", "--temperature", "--backend", "--model", "--base-url", "--batch-size",
              "--seed", "--run-dir"]
@@ -31,13 +32,12 @@ GEN_EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from topictree_hf.cli.commands import Formatter
-
     g = sub.add_parser("generate", help="generate samples for an existing tree", epilog=GEN_EXAMPLE,
                        formatter_class=Formatter, description="Generate samples for RUN_DIR/topic_tree.json; "
                        "a rerun skips finished samples.")
     add_config_arg(g)
     add_common_flags(g, GEN_FLAGS + ["--root"])
+    add_runner_flags(g)
     g.set_defaults(func=run_generate)
 
     r = sub.add_parser("run", help="tree + samples + dataset folder", epilog=RUN_EXAMPLE, formatter_class=Formatter,
@@ -48,41 +48,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     r.add_argument("--no-eval", action="store_true",
                    help="skip the closing `topictree eval` (duplicates, diversity, topicality in the card)")
-    r.add_argument("--runner", choices=("local", "ray"), default="local",
-                   help="local: this process; ray: a Ray cluster, one engine per actor (extra `ray`)")
-    r.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
-    r.add_argument("--workers", type=positive_int, metavar="N", help="Ray actors (default: what the cluster fits)")
+    add_runner_flags(r)
     r.set_defaults(func=run_all)
 
 
 def run_generate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    pipeline.run_generate(config, RunDir(config.run_dir), lambda: engine_for(config), CliWatcher(), force=args.force)
+    pipeline.run_generate(config, RunDir(config.run_dir), runner_of(args), CliWatcher(), force=args.force)
     return 0
 
 
 def run_all(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    run_dir = RunDir(config.run_dir)
-    where: pipeline.OpenWhere
-    if args.runner == "ray":
-        require_ray()  # before anything is written: one line naming the install
-        where = partial(ray_runner_for, config, RayOptions(address=args.ray_address, workers=args.workers))
-    elif args.ray_address or args.workers:
-        raise ConfigError("--ray-address and --workers apply to the Ray runner; add --runner ray")
-    else:
-        where = partial(engine_for, config)
-    result = pipeline.run_all(config, run_dir, where, CliWatcher(), force=args.force, overwrite=args.overwrite,
-                              evaluate=not args.no_eval)
+    result = pipeline.run_all(config, RunDir(config.run_dir), runner_of(args), CliWatcher(), force=args.force,
+                              overwrite=args.overwrite, evaluate=not args.no_eval)
     say(f"dataset folder: {result.describe()}")
     print(config.dataset_dir)
     return 0
-
-
-@contextmanager
-def ray_runner_for(config: Config, options: RayOptions) -> Iterator[RayRunner]:
-    with ray_session(options) as ray:
-        cluster = ray.cluster_resources()
-        say(f"Ray cluster: {cluster.get('CPU', 0):g} CPUs, {cluster.get('GPU', 0):g} GPUs; the tree runs on "
-            f"a worker with {config.engine.model} ({config.engine.backend}), samples on one actor per worker")
-        yield RayRunner(options)

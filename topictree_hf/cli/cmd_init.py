@@ -7,6 +7,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
+from topictree_hf.cli.parser import Formatter
 from topictree_hf.errors import ConfigError
 
 EXAMPLE = """example:
@@ -15,8 +16,6 @@ EXAMPLE = """example:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from topictree_hf.cli.commands import Formatter
-
     p = sub.add_parser("init", help="write a commented example config", epilog=EXAMPLE,
                        description="Write a commented example config (to stdout when PATH is -).",
                        formatter_class=Formatter)

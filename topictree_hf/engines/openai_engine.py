@@ -27,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
-from topictree_hf.config import BUNDLED_MODEL, EngineConfig
+from topictree_hf.config import DEFAULT_MODEL, EngineConfig
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, FinishReason, Progress, check_in_flight
 from topictree_hf.errors import ConfigError, EngineError, ServerUnreachableError
 
@@ -119,7 +119,8 @@ class OpenAIEngine(Engine):
         self.base_url = self.fleet.servers[0].url
         self._key = os.environ.get(config.api_key_env) or None
         served = self._served_models()
-        self.model_name = served[0] if config.model == BUNDLED_MODEL and served else config.model
+        # No --model given (the config's default, a bundled name no server serves): the server's first model.
+        self.model_name = served[0] if config.model == DEFAULT_MODEL and served else config.model
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}

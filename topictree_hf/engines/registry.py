@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Union
 
-from topictree_hf.engines.threads import passive_omp_wait
 from topictree_hf.errors import ConfigError
+from topictree_hf.threads import passive_omp_wait
 
 if TYPE_CHECKING:
     from topictree_hf.config import EngineConfig
@@ -39,6 +40,16 @@ def restore_backend(name: str, previous: str | Factory | None) -> None:
 
 def known_backends() -> list[str]:
     return sorted(_REGISTRY)
+
+
+def check_backend(name: str, source: str | Path | None = None) -> str:
+    """`name` if a backend is registered under it, else the one-line ConfigError a bad config value
+    gives (`source`: the config file the value came from; None: flags and defaults). The CLI calls it
+    right after loading the config, before anything is written or loaded."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"config engine.backend: unknown backend {name!r}; choose from "
+                          f"{', '.join(known_backends())} (got {name!r}) in {source or 'defaults'}; fix that value")
+    return name
 
 
 def create_engine(config: EngineConfig) -> Engine:

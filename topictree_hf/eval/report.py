@@ -23,7 +23,7 @@ import numpy as np
 from topictree_hf.dedup.minhash import MinHasher, near_duplicate_flags
 from topictree_hf.errors import ConfigError, InputFileError
 from topictree_hf.eval import coverage, lexical, semantic
-from topictree_hf.eval.text import Corpus, Turns, fixed_sample, sample_text
+from topictree_hf.eval.text import Corpus, Turns, fixed_sample, in_id_order, sample_text
 from topictree_hf.eval.topicality import ON_PATH_THRESHOLD, Topicality, topicality
 
 
@@ -71,7 +71,7 @@ def evaluate(records: Iterable[dict[str, Any]], *, tree_leaves: Collection[tuple
     (root-to-leaf paths) enables leaf coverage; `failures` (samples that failed validation) enables
     the valid rate; `embedder` defaults to the bundled `Embedder.load()`."""
     s = settings or EvalSettings()
-    ordered = _in_id_order(list(records))
+    ordered = in_id_order(records)
     if not ordered:
         raise InputFileError("no samples to evaluate; generate some with `topictree run` first")
     paths = [topic_path_of(r) for r in ordered]
@@ -103,12 +103,6 @@ def evaluate(records: Iterable[dict[str, Any]], *, tree_leaves: Collection[tuple
         "tree": _tree_figures(paths, tree_leaves, vectors, [paths[i] for i in picked]),
         "settings": asdict(s),
     }
-
-
-def _in_id_order(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if records and all(isinstance(r.get("id"), str) for r in records):
-        return sorted(records, key=lambda r: r["id"])
-    return records
 
 
 def _quality(topic: Topicality, n: int, failures: int | None) -> dict[str, Any]:

@@ -22,7 +22,8 @@ import numpy as np
 from topictree_hf.dedup.text import word_hash, words
 from topictree_hf.errors import InputFileError
 
-__all__ = ["Corpus", "Turns", "fixed_sample", "messages_of", "sample_text", "word_hash", "words"]
+__all__ = ["Corpus", "Turns", "equal_size", "fixed_sample", "in_id_order", "messages_of", "sample_text", "word_hash",
+           "words"]
 Turns = Literal["all", "assistant"]
 
 
@@ -83,14 +84,24 @@ class Corpus:
 
 
 def fixed_sample(n: int, size: int, seed: int = 0) -> np.ndarray:
-    """Sorted indices of a seeded random sample of `size` out of `n` (all of them when n <= size)."""
+    """Sorted indices of a seeded random sample of `size` out of `n` (all of them when n <= size or
+    size <= 0). The one sampler: the equal-N pick, the embedded sample and self-BLEU's sample."""
     if size <= 0 or n <= size:
         return np.arange(n)
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
-def equal_size(records: list[dict[str, Any]], size: int, seed: int = 0) -> list[dict[str, Any]]:
+def in_id_order(records: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The records sorted by id (as read when one has no string id), so what is measured does not
+    depend on the order the files were read in."""
+    out = list(records)
+    if out and all(isinstance(r.get("id"), str) for r in out):
+        out.sort(key=lambda r: r["id"])
+    return out
+
+
+def equal_size(records: Iterable[dict[str, Any]], size: int, seed: int = 0) -> list[dict[str, Any]]:
     """`size` of `records` by a seeded pick, kept in id order (all of them when there are no more):
     two sets are compared at equal N, since duplicate rates, distinct-n and Vendi depend on N."""
-    ordered = sorted(records, key=lambda r: str(r.get("id", "")))
+    ordered = in_id_order(records)
     return [ordered[i] for i in fixed_sample(len(ordered), size, seed)]

@@ -29,50 +29,15 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from topictree_hf.config import GenerationConfig
 from topictree_hf.generation.allocate import Task, allocate, leaf_order, leaf_task
-from topictree_hf.journal import read_jsonl
-from topictree_hf.rundir import RunDir
+from topictree_hf.rundir import Journaled
 from topictree_hf.tree.model import TopicTree
 
-if TYPE_CHECKING:
-    from topictree_hf.generation.generator import Summary
-
 MAX_GAP = 256  # top-up indices in a row with nothing journaled before the search for journaled ones stops
-
-
-@dataclass
-class Journaled:
-    """What the run dir's journals hold: requests taken per id (attempt + 1), kept samples and failures."""
-
-    kept: dict[str, int]
-    failed: dict[str, int]
-
-    @classmethod
-    def read(cls, run_dir: RunDir) -> Journaled:
-        kept: dict[str, int] = {}
-        for shard in run_dir.sample_shards():
-            for record in read_jsonl(shard):
-                sid = record.get("id")
-                if isinstance(sid, str) and sid not in kept:
-                    kept[sid] = _requests(record.get("attempt"))
-        failed = {f.id: _requests(f.attempt) for f in run_dir.iter_failures() if f.id is not None and f.id not in kept}
-        return cls(kept, failed)
-
-    @property
-    def ids(self) -> set[str]:
-        return set(self.kept) | set(self.failed)
-
-    def requests(self, ids: Iterable[str]) -> int:
-        return sum(self.kept.get(i, 0) or self.failed.get(i, 0) for i in ids)
-
-
-def _requests(attempt: object) -> int:
-    return attempt + 1 if isinstance(attempt, int) and not isinstance(attempt, bool) and attempt >= 0 else 1
 
 
 @dataclass
@@ -90,56 +55,65 @@ class _Leaf:
         return self.valid + self.outstanding < self.allotted
 
 
-class TaskPlan(Iterator[Task]):
-    """The tasks of one generate stage (see the module docstring); counts top-ups into `summary`."""
+def _from_journals(tree: TopicTree, gen: GenerationConfig, journaled: Journaled
+                   ) -> tuple[dict[str, _Leaf], list[Task], set[str], int]:
+    """Where the journals leave the stage: the leaves (kept and pending counted in), the pending
+    allocation tasks, the journaled top-up ids (skipped when topping up), the requests journaled."""
+    leaves = {leaf_id: _Leaf(leaf_id, path, count, next_index=count) for leaf_id, path, count in leaf_order(tree, gen)}
+    done = journaled.ids
+    known: set[str] = set()
+    pending: list[Task] = []
+    for task in allocate(tree, gen):
+        known.add(task.id)
+        leaf = leaves[task.leaf_id]
+        if task.id in journaled.kept:
+            leaf.valid += 1
+        elif task.id not in done:
+            leaf.outstanding += 1
+            pending.append(task)
+    skip = _match_topups(gen, leaves, journaled, done - known)
+    return leaves, pending, skip, journaled.requests(known | skip)
 
-    def __init__(self, tree: TopicTree, gen: GenerationConfig, journaled: Journaled, summary: Summary) -> None:
-        self.gen, self.summary = gen, summary
-        self.leaves = {leaf_id: _Leaf(leaf_id, path, count, next_index=count)
-                       for leaf_id, path, count in leaf_order(tree, gen)}
+
+def _match_topups(gen: GenerationConfig, leaves: dict[str, _Leaf], journaled: Journaled,
+                  unmatched: set[str]) -> set[str]:
+    """The journaled top-up ids (indices past each leaf's allotment), counted into their leaves;
+    looked for index by index over all leaves until every journaled id outside the allocation is
+    placed, or MAX_GAP indices in a row placed none (ids of another config, after --force)."""
+    found: set[str] = set()
+    offset = misses = 0
+    while unmatched and misses < MAX_GAP:
+        hits = 0
+        for leaf in leaves.values():
+            task = leaf_task(gen, leaf.id, leaf.path, leaf.allotted + offset)
+            if task.id in unmatched:
+                unmatched.discard(task.id)
+                found.add(task.id)
+                leaf.valid += task.id in journaled.kept
+                hits += 1
+        misses = 0 if hits else misses + 1
+        offset += 1
+    return found
+
+
+class TaskPlan(Iterator[Task]):
+    """The tasks of one generate stage (see the module docstring). It counts what it decides itself
+    (`topups`, `requests`, `delivered`, `spent`); the stage reads them into its summary."""
+
+    def __init__(self, tree: TopicTree, gen: GenerationConfig, journaled: Journaled) -> None:
+        self.gen = gen
+        self.leaves, pending, self._skip, self.base_requests = _from_journals(tree, gen, journaled)
         self.asked = sum(leaf.allotted for leaf in self.leaves.values())
         self.budget = max(self.asked, math.ceil(gen.topup_budget * self.asked))
-        done = journaled.ids
-        known: set[str] = set()
-        pending: list[Task] = []
-        for task in allocate(tree, gen):
-            known.add(task.id)
-            leaf = self.leaves[task.leaf_id]
-            if task.id in journaled.kept:
-                leaf.valid += 1
-            elif task.id not in done:
-                leaf.outstanding += 1
-                pending.append(task)
-        self._skip = self._match_topups(journaled, done - known)
-        self.base_requests = journaled.requests(known | self._skip)
-        self._mark = summary.requests
         self._pending: deque[Task] = deque(pending)
         self._pulled = 0
         self._retries = 0
+        self.topups = 0  # top-up tasks (indices past a leaf's allotment) handed out
         self._short: deque[_Leaf] = deque()
         for leaf in self.leaves.values():
             self._requeue(leaf)
         self.live = False  # True once an executor reports outcomes (`settled`): top-ups then go in its stream
         self.spent = False  # a top-up or a top-up's retry was refused for want of budget
-
-    def _match_topups(self, journaled: Journaled, unmatched: set[str]) -> set[str]:
-        """The journaled top-up ids (indices past each leaf's allotment), counted into their leaves;
-        looked for index by index over all leaves until every journaled id outside the allocation is
-        placed, or MAX_GAP indices in a row placed none (ids of another config, after --force)."""
-        found: set[str] = set()
-        offset = misses = 0
-        while unmatched and misses < MAX_GAP:
-            hits = 0
-            for leaf in self.leaves.values():
-                task = leaf_task(self.gen, leaf.id, leaf.path, leaf.allotted + offset)
-                if task.id in unmatched:
-                    unmatched.discard(task.id)
-                    found.add(task.id)
-                    leaf.valid += task.id in journaled.kept
-                    hits += 1
-            misses = 0 if hits else misses + 1
-            offset += 1
-        return found
 
     # -- the iterator an engine stream polls ------------------------------------------------------
 
@@ -170,7 +144,7 @@ class TaskPlan(Iterator[Task]):
                 if task.id not in self._skip:
                     break
             leaf.outstanding += 1
-            self.summary.topups += 1
+            self.topups += 1
             self._requeue(leaf)  # round-robin: back of the queue if it needs more
             return task
         return None
@@ -207,10 +181,11 @@ class TaskPlan(Iterator[Task]):
 
     @property
     def requests(self) -> int:
-        """Generation requests of the run dir so far: the journaled ones, plus this run's: the tasks
-        handed out and the retries allowed (queued ones included), or the requests the executor counted
-        when it counted more (a runner that retries without asking, Ray's blocks)."""
-        return self.base_requests + max(self.summary.requests - self._mark, self._pulled + self._retries)
+        """Generation requests of the run dir so far: the journaled ones, plus this plan's: the tasks
+        handed out and the retries allowed (queued ones included). An executor that retries without
+        asking (`may_retry`: Ray's blocks) pulls its whole share first, so its retries count from the
+        journals when the next round's plan is built."""
+        return self.base_requests + self._pulled + self._retries
 
     @property
     def handed_out(self) -> int:

@@ -6,7 +6,6 @@
     ray     a Ray Data actor pool, one engine per actor (vLLM on GPU nodes, transformers on CPU nodes),
             one journal shard per block of tasks: `RayRunner` (runners/ray_runner.py, extra `ray`).
 
-`blocks` holds what a worker needs to journal a block of tasks on its own; it does not import Ray.
+`open` opens the one a command asks for (`RunnerChoice`, the CLI's `--runner`); `blocks` holds
+what a worker needs to journal a block of tasks on its own; it does not import Ray.
 """
-
-RUNNERS = ("local", "ray")

@@ -10,7 +10,8 @@ from typing import ClassVar
 from topictree_hf.config import Config
 from topictree_hf.engines.base import Engine
 from topictree_hf.generation.allocate import Task
-from topictree_hf.generation.generator import Progress, Summary
+from topictree_hf.generation.generator import Progress
+from topictree_hf.generation.summary import Summary
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.builder import LevelProgress
 from topictree_hf.tree.model import TopicTree
@@ -30,4 +31,5 @@ class Runner(ABC):
     @abstractmethod
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
                  progress: Progress | None = None) -> None:
-        """Generate, judge and journal the pending `tasks` in the run dir; add the counts to `summary`."""
+        """Generate, check and journal the pending `tasks` in the run dir; merge the counts of the
+        work into `summary` (`Summary.merge`, the same for every runner)."""

@@ -8,7 +8,10 @@ reader keeps the first record per id, and a rerun skips every id already in any 
 samples-*.jsonl and failures-*.jsonl shards as journals of the run).
 
 The runner folds the per-block failure shards into failures.jsonl (`merge_failure_shards`) after a
-distributed run, so a finished run dir has one failure journal.
+distributed run, so a finished run dir has one failure journal. Every journal is read with the run
+dir's one reader (`rundir.journal_lines`: first line per id, a line without an id skipped). A block's
+counts travel to the driver as `Summary.to_dict()` and are merged there (`Summary.merge`), as a local
+run merges its stream's.
 """
 
 from __future__ import annotations
@@ -20,15 +23,14 @@ from pathlib import Path
 from typing import Any
 
 from topictree_hf.generation.allocate import Task
-from topictree_hf.generation.generator import SampleGenerator, Summary
-from topictree_hf.journal import Journal, read_jsonl
-from topictree_hf.records import Failure, RecordError, Sample
-from topictree_hf.rundir import RunDir
+from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.generation.summary import Summary
+from topictree_hf.journal import Journal
+from topictree_hf.records import Failure
+from topictree_hf.rundir import Journaled, RunDir, journal_lines, read_samples
 
 SAMPLES_PREFIX = "samples-ray-"
 FAILURES_PREFIX = "failures-ray-"
-COUNTS = ("valid", "failed", "retried", "output_tokens", "engine_calls", "requests", "judge_requests",
-          "judge_prompt_tokens", "judge_output_tokens", "judge_unparsed")
 
 
 def task_row(task: Task) -> dict[str, Any]:
@@ -59,43 +61,13 @@ def process_block(generator: SampleGenerator, run_dir: RunDir, tasks: Sequence[T
     its counts (what an earlier, interrupted attempt at the same block journaled included)."""
     name = block_name(t.id for t in tasks)
     samples_path, failures_path = block_paths(run_dir, name)
-    summary = Summary(mode=generator.mode)
-    before = list(read_jsonl(samples_path))
-    done = {r["id"] for r in before} | {r["id"] for r in read_jsonl(failures_path)}
-    generator.remember(_samples(before))  # an earlier attempt's samples count for near-duplicate checks too
-    summary.valid, summary.failed = len(before), len(done) - len({r["id"] for r in before})
+    before = Journaled.of([samples_path], [failures_path])
+    generator.remember(read_samples([samples_path]))  # an earlier attempt's samples count for near-duplicate checks too
+    summary = Summary(mode=generator.mode, valid=len(before.kept), failed=len(before.failed))
+    done = before.ids
     with Journal(samples_path) as samples, Journal(failures_path) as failures:
-        generator.generate_tasks((t for t in tasks if t.id not in done), samples, failures, summary, progress)
+        summary.merge(generator.generate_tasks((t for t in tasks if t.id not in done), samples, failures, progress))
     return name, summary
-
-
-def _samples(records: Iterable[dict[str, Any]]) -> Iterable[Sample]:
-    for record in records:
-        try:
-            yield Sample.from_json(record)
-        except RecordError:
-            continue
-
-
-def summary_row(name: str, summary: Summary) -> dict[str, Any]:
-    """One block's counts as a flat row (the result a Ray worker hands back)."""
-    row: dict[str, Any] = {"block": name, "mode": summary.mode, "error_type": "", "error": ""}
-    row.update({k: int(getattr(summary, k)) for k in COUNTS})
-    row["judge_seconds"] = float(summary.judge_seconds)
-    row["rejections"] = json.dumps(dict(summary.rejections))
-    row["failures"] = json.dumps(dict(summary.failures))
-    row["judge_scores"] = json.dumps({str(k): v for k, v in summary.judge_scores.items()})
-    return row
-
-
-def add_row(total: Summary, row: dict[str, Any]) -> None:
-    for key in COUNTS:
-        setattr(total, key, getattr(total, key) + int(row[key]))
-    total.judge_seconds += float(row.get("judge_seconds") or 0.0)
-    total.rejections.update(json.loads(row["rejections"]))
-    total.failures.update(json.loads(row["failures"]))
-    total.judge_scores.update({int(k): v for k, v in json.loads(row.get("judge_scores") or "{}").items()})
-    total.mode = total.mode or str(row["mode"])
 
 
 def merge_failure_shards(run_dir: RunDir) -> int:
@@ -105,14 +77,8 @@ def merge_failure_shards(run_dir: RunDir) -> int:
     shards = sorted(run_dir.path.glob(f"{FAILURES_PREFIX}*.jsonl"))
     if not shards:
         return 0
-    have = {Failure.from_json(r).id for r in read_jsonl(run_dir.failures)}
-    fresh = []
-    for shard in shards:
-        for record in read_jsonl(shard, strict_middle=False):
-            failure = Failure.from_json(record)
-            if failure.id not in have:
-                have.add(failure.id)
-                fresh.append(failure.to_json())
+    have = {sid for sid, _ in journal_lines([run_dir.failures])}
+    fresh = [Failure.from_json(record).to_json() for sid, record in journal_lines(shards) if sid not in have]
     with Journal(run_dir.failures) as journal:
         journal.write_batch(fresh)
     for shard in shards:

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from topictree_hf.config import Config
 from topictree_hf.engines.base import Engine
 from topictree_hf.generation.allocate import Task
-from topictree_hf.generation.generator import Progress, SampleGenerator, Summary
+from topictree_hf.generation.generator import Progress, SampleGenerator
+from topictree_hf.generation.summary import Summary
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.base import Runner, TreeWork
 from topictree_hf.tree.builder import LevelProgress
@@ -28,6 +29,6 @@ class LocalRunner(Runner):
                  progress: Progress | None = None) -> None:
         generator = SampleGenerator(self.engine, config, run_dir)
         try:
-            generator.generate_here(tasks, summary, progress)
+            summary.merge(generator.generate_here(tasks, progress))
         finally:
             generator.close()  # a separate judge engine (generation.judge.model), if one was opened

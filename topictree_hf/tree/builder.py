@@ -174,7 +174,7 @@ class TreeBuilder:
         params = SamplingParams(temperature=self.config.temperature, top_p=0.95, max_tokens=self.config.max_tokens,
                                 seed=seed)
         schema = expansion_schema(missing, self.config.min_chars, self.config.max_chars)
-        return ChatRequest(messages, params, schema, kind="subtopics")
+        return ChatRequest(messages, params, schema)
 
     @staticmethod
     def _parse(p: _Pending, text: str, finish: str) -> list[str] | None:

@@ -1,5 +1,5 @@
-"""Process settings a torch backend needs before torch loads, applied when an engine is created
-(never at import)."""
+"""Process settings a torch user needs before torch loads, applied when an engine or the embedder is
+created (never at import). Below both engines/ and embeddings.py, which call it."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """A scripted engine for unit tests and host-side benchmarks: no model, records every call.
 
-Tests register it through the same registry as the real backends:
+Test support, not part of the package: tests (and scripts/bench_*.py, which put tests/ on sys.path)
+register it through the same registry as the real backends:
 `register_backend("fake", lambda cfg: FakeEngine(responder))`.
 """
 
@@ -16,10 +17,13 @@ Responder = Callable[[ChatRequest], "str | Completion"]
 class FakeEngine(Engine):
     backend = "fake"
 
-    def __init__(self, responder: Responder, model_name: str = "fake-model", record: bool = True) -> None:
-        """`record=False` keeps only the call count (benchmarks: recording holds every request)."""
+    def __init__(self, responder: Responder, model_name: str = "fake-model", record: bool = True,
+                 parameter_count: int | None = None) -> None:
+        """`record=False` keeps only the call count (benchmarks: recording holds every request);
+        `parameter_count`: the size the engine reports (None: unknown, as for a served model)."""
         self.responder = responder
         self.model_name = model_name
+        self.parameter_count = parameter_count
         self.record = record
         self.calls: list[list[ChatRequest]] = []
         self._count = 0
@@ -41,3 +45,12 @@ class FakeEngine(Engine):
     @property
     def num_calls(self) -> int:
         return self._count
+
+
+def request_kind(req: ChatRequest) -> str:
+    """What a request is for, read the way a scripted engine can: a tree expansion's schema lists
+    `subtopics`, the LLM judge's asks for a `score`; anything else asks for a sample."""
+    properties = (req.json_schema or {}).get("properties") or {}
+    if "subtopics" in properties:
+        return "subtopics"
+    return "judge" if "score" in properties and "reason" in properties else "sample"
