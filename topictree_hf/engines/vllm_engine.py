@@ -64,11 +64,9 @@ def engine_kwargs(config: EngineConfig, cpu: bool = False) -> dict[str, Any]:
 
 
 def model_path(model: str) -> str:
-    """What vLLM loads: a local folder, or a hub id as given. A GGUF (the bundled model included) becomes
-    the safetensors folder that the transformers loader caches, made now if missing: vLLM cannot build a
-    tokenizer from these GGUFs."""
-    if not (model.startswith("bundled:") or os.path.exists(os.path.expanduser(model))):
-        return model
+    """What vLLM loads: a local folder (a Hub model's snapshot in the local cache, downloaded first when
+    missing: engines/hub.py). A GGUF (the bundled models included) becomes the safetensors folder that the
+    transformers loader caches, made now if missing: vLLM cannot build a tokenizer from these GGUFs."""
     source = resolve_model(model)
     if source.gguf_file is None:
         return str(source.path)

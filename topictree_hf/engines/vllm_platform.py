@@ -224,27 +224,11 @@ def model_max_len(model: str | None) -> int | None:
 
 
 def parameter_count_from_config(model_dir: str | None) -> int | None:
-    """Parameters of a local safetensors model, from the tensor shapes in its headers (no weights read)."""
-    import json
-    import struct
+    """Parameters of a local safetensors model, from the tensor shapes in its headers (no weights read;
+    an output layer stored as a copy of the embeddings counted once: engines/parameters.py)."""
+    from topictree_hf.engines.parameters import count_parameters
 
-    if model_dir is None or not Path(model_dir).is_dir():
-        return None
-    total = 0
-    for file in sorted(Path(model_dir).glob("*.safetensors")):
-        try:
-            with open(file, "rb") as f:
-                (size,) = struct.unpack("<Q", f.read(8))
-                header = json.loads(f.read(size))
-        except (OSError, ValueError, struct.error):
-            return None
-        for name, entry in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in entry.get("shape", []):
-                    count *= int(dim)
-                total += count
-    return total or None
+    return count_parameters(model_dir)
 
 
 @contextlib.contextmanager

@@ -64,6 +64,11 @@ _DESCRIBES = re.compile("|".join([
     # "The answer is the capital of Egypt is Cairo.": a sentence about the answer wrapped round one
     r"^\W*the\s+answer\s+is\s*:?\s+(?:the|a|an)\s+(?:[\w'-]+\s+){0,10}?(?:is|are|was|were)\b",
     r"\bplease\s+(?:add|edit|provide)\s+(?:an?\s+|the\s+)?(?:input|answer|response)\b",
+    # commentary on the sample after the answer (Qwen2.5-0.5B, 2026-12-03): "This question is self-contained
+    # and directly addresses ...", "This question introduces ...", "Answer Explanation: ...", "The answer provides"
+    r"\bthis\s+question\s+(?:is\s+(?:self-contained|specifically|designed)|introduces|(?:directly\s+)?addresses)\b",
+    r"\banswer\s+explanation\s*:",
+    r"\bthe\s+answer\s+provides\b",
 ]), re.IGNORECASE)
 
 _PLACEHOLDER = re.compile("|".join([
@@ -208,7 +213,7 @@ def judge_request(messages: Messages, path: Sequence[str], rubric: str | None = 
     """One judge request (temperature 0, JSON schema for guided decoding); batch many in one
     `engine.generate` call."""
     params = SamplingParams(temperature=0.0, top_p=1.0, max_tokens=max_tokens, seed=seed)
-    return ChatRequest(judge_messages(messages, path, rubric), params, dict(JUDGE_SCHEMA), kind="judge")
+    return ChatRequest(judge_messages(messages, path, rubric), params, dict(JUDGE_SCHEMA))
 
 
 _SCORE_TEXT = re.compile(r"\bscore\W{0,5}([1-5])\b", re.IGNORECASE)
