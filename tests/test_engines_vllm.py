@@ -94,7 +94,7 @@ def test_cpu_memory_the_user_chose_passes_through(tmp_path: Path, monkeypatch: p
 
 
 def test_cpu_environment_reloads_the_compile_cache_and_keeps_vllms_binding() -> None:
-    assert platform.cpu_environment() == {"VLLM_USE_AOT_COMPILE": "0"}
+    assert platform.cpu_environment() == {"VLLM_USE_AOT_COMPILE": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
 def test_settings_apply_only_where_unset_and_only_while_vllm_starts(monkeypatch: pytest.MonkeyPatch) -> None:

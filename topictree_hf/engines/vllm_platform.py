@@ -145,8 +145,12 @@ def cpu_environment() -> dict[str, str]:
     VLLM_USE_AOT_COMPILE=0, for when the user turns compilation back on (`enforce_eager: false`): the
     default AOT compile cache fails to reload with torch 2.13 and recompiles on every start (~2 min on 2
     cores); the older inductor cache reloads. Thread binding stays vLLM's (the worker on all cores but
-    one, kept for the front end): binding the worker to both cores of a 2-core machine measured 0.7x."""
-    return {"VLLM_USE_AOT_COMPILE": "0"}
+    one, kept for the front end): binding the worker to both cores of a 2-core machine measured 0.7x.
+    VLLM_ENABLE_V1_MULTIPROCESSING=0: the engine core runs in this process (with the `uni` executor of
+    `cpu_engine_kwargs`, so does the worker) instead of two spawned processes that import torch and vLLM
+    again: on 2 cores, Qwen2.5-Coder-0.5B started in 26 s instead of 67 s and decoded 16 requests at 89
+    instead of 63 tok/s (2026-12-03, quiet machine, docs/benchmarks.md)."""
+    return {"VLLM_USE_AOT_COMPILE": "0", "VLLM_ENABLE_V1_MULTIPROCESSING": "0"}
 
 
 def available_memory() -> int:
@@ -171,7 +175,8 @@ def cpu_engine_kwargs(config_max_model_len: int | None, model: str, memory_auto:
       fits beside anything else) and refuses to start when less is free.
     """
     model_len = config_max_model_len
-    kwargs: dict[str, Any] = {"enforce_eager": True, "enable_chunked_prefill": False}
+    kwargs: dict[str, Any] = {"enforce_eager": True, "enable_chunked_prefill": False,
+                              "distributed_executor_backend": "uni"}  # in this process (cpu_environment)
     if model_len is None:
         model_len = min(model_max_len(model) or CPU_MAX_MODEL_LEN, CPU_MAX_MODEL_LEN)
         kwargs["max_model_len"] = model_len
