@@ -24,8 +24,7 @@ from topictree_hf.dataset.stats import BuildStats
 from topictree_hf.engines.hub import revision_rows
 from topictree_hf.engines.models import BUNDLED
 from topictree_hf.generation.summary import Summary, generator_text, size_text, small_model_note
-from topictree_hf.journal import read_jsonl
-from topictree_hf.records import Failure, row_columns
+from topictree_hf.records import row_columns
 
 logger = logging.getLogger(__name__)
 
@@ -156,8 +155,8 @@ def _losses(source: RunSource, stats: BuildStats) -> list[tuple[str, int]]:
     """Everything that did not become a row, with its reason."""
     out = [("tree nodes short of subtopics after re-asks", len(source.tree.failures))]
     reasons: Counter[str] = Counter()
-    for record in read_jsonl(source.run.failures, strict_middle=False):
-        reason = " ".join(Failure.from_json(record).described().split())[:80]
+    for failure in source.run.iter_failures():  # the run dir's one journal reader: each failed id once
+        reason = " ".join(failure.described().split())[:80]
         reasons[reason if len(reasons) < 1000 or reason in reasons else "other"] += 1
     out.append(("samples that failed after retries", sum(reasons.values())))
     out += [(f"failed: {reason}", n) for reason, n in reasons.most_common(MAX_REASONS)]
