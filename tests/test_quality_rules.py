@@ -218,9 +218,9 @@ def test_judge_config() -> None:
 # Measured 2026-12-01 on 103 labelled samples (100 bad): precision 1.00 (61 of 61), recall 0.61;
 # held-out parts: 29 samples labelled before the rules were last changed, recall 0.48; 14 samples of
 # the README command run without rules after they were final (split heldout2), recall 0.64 (9 of 14).
-# See docs/quality.md. 2026-12-03: 36 samples of Qwen2.5-Coder-0.5B (the README command through vLLM, a
-# history root and a Python root; split heldout3), 25 bad, almost all for wrong facts, which no rule can
-# see: precision 1.00 (5 of 5), recall 0.20, and no rule fires on any of the 11 good answers. The recall
+# See docs/quality.md. 2026-12-03: 40 samples of Qwen2.5-Coder-0.5B (the README command through vLLM, a
+# history root and a Python root; split heldout3), 27 bad, almost all for wrong facts, which no rule can
+# see: precision 1.00 (5 of 5), recall 0.19, and no rule fires on any of the 13 good answers. The recall
 # floor is the 135M model's (its failures are the patterns the rules target); the precision floor and
 # "no good sample rejected" hold for both models.
 PRECISION_FLOOR = 0.95
@@ -272,10 +272,10 @@ def test_rules_precision_and_recall_on_the_labelled_set() -> None:
 
 
 def test_no_rule_rejects_a_good_answer_of_the_default_model() -> None:
-    """A rule that fires on good 0.5B answers is a bug (issue 21): the 11 good Qwen samples all pass, and
+    """A rule that fires on good 0.5B answers is a bug (issue 21): the 13 good Qwen samples all pass, and
     the rules still catch the commentary on the sample that Qwen appends ("This question is ...")."""
     rows = [row for row in _labelled() if row.get("source", "").startswith(QWEN)]
-    assert len(rows) >= 36 and sum(row["label"] == "good" for row in rows) >= 10
+    assert len(rows) >= 40 and sum(row["label"] == "good" for row in rows) >= 13
     precision, recall, tp, fp, fn = rule_scores(rows)
     assert fp == 0 and tp >= 5, (tp, fp, fn)
 
