@@ -182,7 +182,8 @@ def test_random_model_run_records_every_failure(tmp_path: Path) -> None:
     model = tiny_random_model(tmp_path / "random-llama")
     config = tmp_path / "c.yaml"
     config.write_text("root: Ancient Egypt\ntree: {depth: 1, degree: 2, max_tokens: 24, max_reasks: 1}\n"
-                      "generation: {num_samples: 4, formats: [qa, chat], max_tokens: 12}\nengine: {backend: transformers, batch_size: 8}\n")
+                      "generation: {num_samples: 4, formats: [qa, chat], max_tokens: 12}\n"
+                      "engine: {backend: transformers, batch_size: 8}\n")
     run = tmp_path / "run"
     env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1"}
     done = subprocess.run([sys.executable, "-m", "topictree_hf", "run", str(config), "--model", str(model),
