@@ -34,7 +34,7 @@ def rss_mb():
 from topictree_hf.dataset import build_dataset  # imports datasets, pyarrow
 baseline = rss_mb()
 start = time.perf_counter()
-result = build_dataset(sys.argv[1], sys.argv[2])
+result = build_dataset(sys.argv[1], sys.argv[2], neighbours=False)  # the packaging alone: no embedding of every row
 seconds = time.perf_counter() - start
 usage = resource.getrusage(resource.RUSAGE_SELF)
 peak = usage.ru_maxrss / 1024

@@ -49,8 +49,11 @@ class FakeEngine(Engine):
 
 def request_kind(req: ChatRequest) -> str:
     """What a request is for, read the way a scripted engine can: a tree expansion's schema lists
-    `subtopics`, the LLM judge's asks for a `score`; anything else asks for a sample."""
+    `subtopics`, a leaf plan's (generation.plan) `items`, the LLM judge's asks for a `score`; anything
+    else asks for a sample."""
     properties = (req.json_schema or {}).get("properties") or {}
     if "subtopics" in properties:
         return "subtopics"
+    if "items" in properties:
+        return "plan"
     return "judge" if "score" in properties and "reason" in properties else "sample"

@@ -65,7 +65,16 @@ class FakeModel:
             return self.subtopics(req)
         if request_kind(req) == "judge":
             return self.judgement(req)
+        if request_kind(req) == "plan":
+            return self.plan(req)
         return self.sample(req)
+
+    def plan(self, req: ChatRequest) -> str:
+        """A leaf plan's items (generation.plan): one question a slot, words drawn from the seed."""
+        rng = random.Random(req.sampling.seed or 0)
+        leaf, count = topic_path(req)[-1], int(req.json_schema["properties"]["items"]["minItems"])
+        return json.dumps({"items": [f"How does the {rng.choice(WORDS)} {rng.choice(WORDS)} of {leaf} shape "
+                                     f"{rng.choice(WORDS)} {rng.choice(WORDS)}?" for _ in range(count)]})
 
     def judgement(self, req: ChatRequest) -> str:
         """The LLM judge's answer: 4, or (flaky) 2 for about a quarter of the examples (by their text)."""

@@ -1,7 +1,7 @@
 """The check chain (generation/checks.py): each step keeps a candidate or rejects it with a reason,
 the chain counts the rejections by `records.reason_key` and stops at the first; a step that needs a
 model's answer first stops the chain with its request, and the chain goes on from there once the
-answer is in."""
+answer is in; a grouped step stops it until the step has prepared a group."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 
 from topictree_hf.engines import ChatRequest, Completion
 from topictree_hf.generation.allocate import Task
-from topictree_hf.generation.checks import Ask, Candidate, Chain, Check, Result
+from topictree_hf.generation.checks import Ask, Candidate, Chain, Check, Result, Wait
 from topictree_hf.generation.stream import Job
 
 
@@ -39,6 +39,22 @@ class Asks(Check):
         return candidate.answer.text == "yes" or (False, "asked: said no")
 
 
+class Longest(Check):
+    """Grouped: keeps only the longest text of its group."""
+
+    name = "longest"
+    grouped = True
+
+    def prepare(self, candidates: list[Candidate]) -> None:
+        longest = max(len(c.completion.text) for c in candidates)
+        for c in candidates:
+            c.prepared = {"longest": longest}
+
+    def filter(self, candidate: Candidate) -> Result:
+        assert candidate.prepared is not None
+        return len(candidate.completion.text) == candidate.prepared["longest"]
+
+
 def candidate(text: str) -> Candidate:
     job = Job(Task("id", "leaf", ("Root", "Leaf"), 0, "qa", "angle"))
     return Candidate(job, ChatRequest([]), Completion(text, "stop", 1, 1))
@@ -64,3 +80,17 @@ def test_a_step_that_asks_stops_the_chain_until_its_answer_is_in() -> None:
         c.answer = Completion(answer, "stop", 1, 1)
         assert chain.run(c) == verdict and c.fields == {"verdict": answer}
     assert rejections == {"asked": 1}
+
+
+def test_a_grouped_step_waits_until_it_prepared_a_group_and_goes_on_from_there() -> None:
+    rejections: Counter[str] = Counter()
+    chain = Chain([Short(), Longest(), NoX()], rejections)
+    group = [candidate(t) for t in ("a sample", "a longer sample", "ab", "the longest x sample")]
+    verdicts = [chain.run(c) for c in group]
+    assert verdicts[2] == "short: 2 chars" and all(isinstance(v, Wait) and isinstance(v.step, Longest)
+                                                   for v in verdicts[:2] + verdicts[3:])
+    waiting = [group[i] for i in (0, 1, 3)]
+    chain.steps[1].prepare(waiting)
+    assert [chain.run(c) for c in waiting] == ["longest", "longest", "has x"]
+    assert all(c.prepared is None for c in waiting), "what a step prepared is for that step only"
+    assert rejections == {"short": 1, "longest": 2, "has x": 1}

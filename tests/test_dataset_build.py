@@ -53,7 +53,9 @@ def test_rows_are_the_journaled_samples(run: RunDir, tmp_path: Path) -> None:
     ds = load(build_dataset(run.path, tmp_path / "ds").out, tmp_path)
     rows = {r["id"]: r for split in ds.values() for r in split}
     expected = {sample.id: sample.to_row() for sample in run.iter_samples()}
-    assert rows == expected
+    neighbours = {i: (r.pop("nn_similarity"), r.pop("repeat_count")) for i, r in rows.items()}
+    assert rows == expected  # then the two neighbour columns (tests/test_dataset_neighbours.py)
+    assert all(-1 <= sim <= 1 and count >= 0 for sim, count in neighbours.values())
 
 
 def test_no_leaf_in_two_splits(run: RunDir, tmp_path: Path) -> None:

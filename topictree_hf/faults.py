@@ -5,6 +5,7 @@
 Points (each stage has at least three; tests/test_crash_*.py kill at every one and rerun):
 
     tree.level      a tree level was journaled in tree.jsonl (before the next level starts)
+    plan.round      a round of leaf plans (generation.plan) was journaled in plans.jsonl
     gen.generated   the engine stream handed back one sample completion; it is not judged or journaled yet
     gen.batch       a flush group of judged samples was journaled (samples and failures)
     journal.torn    a journal batch is half written (last line torn mid-record) and made durable
@@ -26,7 +27,8 @@ from typing import BinaryIO
 from topictree_hf.errors import ConfigError
 
 ENV = "TOPICTREE_CRASH_AT"
-POINTS = ("tree.level", "gen.generated", "gen.batch", "journal.torn", "build.rows", "build.staged", "build.swap")
+POINTS = ("tree.level", "plan.round", "gen.generated", "gen.batch", "journal.torn", "build.rows", "build.staged",
+          "build.swap")
 
 
 def _parse(spec: str | None) -> tuple[str, int] | str | None:

@@ -167,14 +167,16 @@ def generate_stage(config: Config, where: Where, run_dir: RunDir, tree: TopicTre
     return summary
 
 
-def build_stage(run_dir: RunDir | Path | str, out: Path | str | None = None, overwrite: bool = False) -> BuildResult:
-    """Package the run dir as a dataset folder (see topictree_hf.dataset)."""
+def build_stage(run_dir: RunDir | Path | str, out: Path | str | None = None, overwrite: bool = False, *,
+                neighbours: bool = True) -> BuildResult:
+    """Package the run dir as a dataset folder (see topictree_hf.dataset); `neighbours=False` skips
+    the nearest-neighbour columns (embedding every row)."""
     # Imported here, not at the top: `datasets` pulls in huggingface_hub, which reads HF_HUB_OFFLINE
     # once at import, and the CLI decides that variable per command.
     from topictree_hf.dataset import build_dataset
 
     path = run_dir.path if isinstance(run_dir, RunDir) else Path(run_dir)
-    return build_dataset(path, out, overwrite=overwrite)
+    return build_dataset(path, out, overwrite=overwrite, neighbours=neighbours)
 
 
 # ---------------------------------------------------------------- the commands
@@ -261,16 +263,18 @@ def run_all(config: Config, run_dir: RunDir, runner: Opening | None = None, watc
             tree = tree_stage(config, where, run_dir, bar)
         watcher.tree_done(tree)
         _generate(config, where, run_dir, tree, watcher)
-    result = build_stage(run_dir, config.dataset_dir, overwrite)
+    result = build_stage(run_dir, config.dataset_dir, overwrite, neighbours=config.output.neighbours)
     if evaluate:
-        watcher.eval_done(eval_stage(result.out, progress=watcher.eval_progress), result.out)
+        watcher.eval_done(eval_stage(result.out, progress=watcher.eval_progress, embedder=result.embeddings),
+                          result.out)
     return result
 
 
-def eval_stage(dataset_dir: Path, *, progress: bool = False) -> dict[str, Any]:
+def eval_stage(dataset_dir: Path, *, progress: bool = False, embedder: Any = None) -> dict[str, Any]:
     """`topictree eval` on a dataset folder (`compare`, no baseline), the default settings (embeddings
-    of at most 2,000 samples), the table written into its card's Diversity section; returns the figures."""
-    measured = compare(dataset_dir, names=("this set", "baseline"), progress=progress)
+    of at most 2,000 samples), the table written into its card's Diversity section; returns the figures.
+    `embedder`: the build's vectors (`BuildResult.embeddings`), so no sample is embedded twice."""
+    measured = compare(dataset_dir, names=("this set", "baseline"), progress=progress, embedder=embedder)
     measured.write_card()
     return measured.result
 

@@ -89,6 +89,8 @@ class Sample:
     mode: str | None = column("string", "json (schema-guided decoding) or text (tagged sections)")
     template: str | None = column("string", "the name of the prompt template used")
     angle: str | None = column("string", "the angle the prompt asked for, for variety within one leaf")
+    planned: str | None = column("string", "the planned item this sample was written for (generation.plan: a "
+                                 "leaf's samples are planned together so they differ); null without a plan")
     temperature: float | None = column("float64", "sampling temperature")
     top_p: float | None = column("float64", "nucleus sampling threshold")
     seed: int | None = column("int64", "sampling seed of the request")
@@ -130,7 +132,8 @@ class Sample:
             format=fmt, messages=_messages(record.get("messages")),
             model=_str(record.get("model")), backend=_str(record.get("backend")), mode=_str(record.get("mode")),
             template=_template_name(record.get("template")), angle=_str(record.get("angle")),
-            temperature=_float(record.get("temperature")), top_p=_float(record.get("top_p")),
+            planned=_str(record.get("planned")), temperature=_float(record.get("temperature")),
+            top_p=_float(record.get("top_p")),
             seed=_int(record.get("seed")), finish_reason=_str(record.get("finish_reason")),
             prompt_tokens=_int(record.get("prompt_tokens")), output_tokens=_int(record.get("output_tokens")),
             attempt=_int(record.get("attempt")), judge_score=_int(record.get("judge_score")),

@@ -6,6 +6,7 @@
       tree.jsonl         tree journal: one line per completed level
       topic_tree.json    the finished tree (see tree/model.py)
       topic_tree.png     a picture of it
+      plans.jsonl        leaf plans (generation.plan): one line per planned slot, its item or null
       samples-NNNNN.jsonl  sample journals (one record per valid sample; several shards allowed)
       failures.jsonl     samples that failed after retries, with their reason
       failures-*.jsonl   more failure journals (a runner's per-worker shards), read like failures.jsonl
@@ -51,6 +52,7 @@ class RunDir:
     tree_file = property(lambda self: self.path / "topic_tree.json")
     tree_png = property(lambda self: self.path / "topic_tree.png")
     failures = property(lambda self: self.path / "failures.jsonl")
+    plans = property(lambda self: self.path / "plans.jsonl")  # the leaf plans (generation.plan)
     summary = property(lambda self: self.path / "summary.json")
 
     def sample_shard(self, index: int = 0) -> Path:
@@ -116,13 +118,13 @@ class RunDir:
 
     def check_journals(self) -> None:
         """Read every journal once, so a corrupted one is reported before any model is loaded."""
-        for path in [self.tree_journal, *self.sample_shards(), self.failures]:
+        for path in [self.tree_journal, self.plans, *self.sample_shards(), self.failures]:
             for _ in read_jsonl(path):
                 pass
 
     def stages_with_results(self) -> list[str]:
         stages = ["tree"] if self.tree_journal.exists() else []
-        if self.sample_shards() or self.failure_shards():
+        if self.sample_shards() or self.failure_shards() or self.plans.exists():
             stages.append("generate")
         return stages
 

@@ -55,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     config = config.model_copy(update={"output": config.output.model_copy(update={"run_dir": Path(args.out)})})
     run_dir = RunDir(Path(args.out))
-    pipeline.run_baseline(config, run_dir, runner_of(args), CliWatcher(), force=args.force,
+    pipeline.run_baseline(config, run_dir, runner_of(args), CliWatcher(config.shape_note),
+                          force=args.force,
                           variant=args.variant, flat_size=args.flat_size, tree_file=args.tree)
     say(f"{args.variant} samples in {run_dir.path}; compare: topictree eval DATASET --baseline {run_dir.path}")
     return 0

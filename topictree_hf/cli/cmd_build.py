@@ -26,11 +26,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", metavar="DIR", default=None,
                    help="dataset folder (default: output.dataset_dir of the run's config, else RUN_DIR/dataset)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
+    p.add_argument("--no-neighbours", action="store_true",
+                   help="leave nn_similarity and repeat_count empty (they embed every row: minutes per "
+                   "10k rows on CPU)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    result = pipeline.build_stage(args.run_dir, args.out, overwrite=args.overwrite)
+    result = pipeline.build_stage(args.run_dir, args.out, overwrite=args.overwrite, neighbours=not args.no_neighbours)
     say(result.describe())
     for reason, count in result.stats.dropped.most_common():
         say(f"  dropped {count} record(s): {reason}")

@@ -16,7 +16,7 @@ from topictree_hf.cli.parser import (
 )
 from topictree_hf.rundir import RunDir
 
-GEN_FLAGS = ["--samples", "--format", "--temperature", "--backend", "--model", "--base-url", "--batch-size",
+GEN_FLAGS = ["--samples", "--plan", "--format", "--temperature", "--backend", "--model", "--base-url", "--batch-size",
              "--seed", "--run-dir"]
 RUN_EXAMPLE = """examples:
   topictree run --root "Historical Events" --depth 2 --degree 3 --samples 18
@@ -54,14 +54,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    pipeline.run_generate(config, RunDir(config.run_dir), runner_of(args), CliWatcher(), force=args.force)
+    pipeline.run_generate(config, RunDir(config.run_dir), runner_of(args), CliWatcher(config.shape_note),
+                          force=args.force)
     return 0
 
 
 def run_all(args: argparse.Namespace) -> int:
     config = config_from_args(args)
-    result = pipeline.run_all(config, RunDir(config.run_dir), runner_of(args), CliWatcher(), force=args.force,
-                              overwrite=args.overwrite, evaluate=not args.no_eval)
+    result = pipeline.run_all(config, RunDir(config.run_dir), runner_of(args), CliWatcher(config.shape_note),
+                              force=args.force, overwrite=args.overwrite, evaluate=not args.no_eval)
     say(f"dataset folder: {result.describe()}")
     print(config.dataset_dir)
     return 0

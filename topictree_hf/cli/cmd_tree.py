@@ -56,7 +56,7 @@ def run_tree(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     run_dir = RunDir(config.run_dir)
     import_file = Path(args.import_file) if args.import_file else None
-    tree = pipeline.run_tree(config, run_dir, runner_of(args), CliWatcher(), force=args.force,
+    tree = pipeline.run_tree(config, run_dir, runner_of(args), CliWatcher(config.shape_note), force=args.force,
                              import_file=import_file)
     if args.export:
         n = export_paths(tree, Path(args.export))

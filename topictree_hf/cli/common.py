@@ -64,7 +64,9 @@ def count_bar(total: int, desc: str) -> Iterator[Callable[[int], None]]:
 def print_tree_summary(stats: dict[str, Any], failures: list[Any]) -> None:
     say(f"tree: {stats['nodes']} nodes, {stats['leaves']} leaves, per level {stats['nodes_per_level']}, "
         f"branching {stats['effective_branching']}, {stats['engine_calls']} engine calls "
-        f"({stats['reasks']} re-ask rounds), {stats['failures']} nodes short")
+        f"({stats['reasks']} re-ask rounds), {stats['failures']} nodes short"
+        + (f", {stats['pruned']} branches pruned (no child after the wider last try; tree.ragged keeps them)"
+           if stats.get("pruned") else ""))
     hygiene = {k: v for k, v in (stats.get("hygiene") or {}).items() if v}
     if hygiene:
         counts = sorted(hygiene.items(), key=lambda kv: (-kv[1], kv[0]))
@@ -98,6 +100,11 @@ def print_generation_summary(summary: dict[str, Any]) -> None:
         say(f"  judge: {summary['judge_requests']} requests, {summary.get('judge_tokens', 0)} tokens{timing}; "
             f"scores {scores or 'none'}" + (f", {summary['judge_unparsed']} unparsed" if summary.get("judge_unparsed")
                                             else ""))
+    if counts.plan_calls:
+        rejected = ", ".join(f"{n} {why}" for why, n in counts.plan_rejections.most_common())
+        say(f"  plan: {counts.plan_items} items planned in {counts.plan_calls} calls ({counts.plan_requests} requests, "
+            f"{counts.plan_output_tokens} tokens)" + (f", re-asked: {rejected}" if rejected else "")
+            + (f", {counts.plan_given_up} slots given up" if counts.plan_given_up else ""))
     print_generator(counts)
 
 
@@ -112,7 +119,11 @@ def print_generator(summary: Summary) -> None:
 
 
 class CliWatcher(Watcher):
-    """Progress bars on stderr, the engine or cluster being opened, and a summary after each stage."""
+    """Progress bars on stderr, the engine or cluster being opened, and a summary after each stage;
+    `shape_note` (Config.shape_note: a tree shape chosen from the sample count) is said when a tree is built."""
+
+    def __init__(self, shape_note: str | None = None) -> None:
+        self.shape_note = shape_note
 
     def engine_loading(self, engine: EngineConfig, backend: str) -> None:
         model = engine.model
@@ -133,6 +144,8 @@ class CliWatcher(Watcher):
         say(f"Ray {work} on {node}: backend auto -> {backend} ({why})")
 
     def tree_progress(self, depth: int) -> Any:
+        if self.shape_note:
+            say(self.shape_note)
         return level_bar(depth)
 
     def tree_done(self, tree: TopicTree) -> None:

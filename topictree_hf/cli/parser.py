@@ -59,6 +59,8 @@ COMMON_FLAGS: dict[str, tuple[str, dict[str, Any]]] = {
                                                        "(downloaded unless --offline)"}),
     "--base-url": ("engine.base_url", {"metavar": "URL", "help": "OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1"}),
     "--batch-size": ("engine.batch_size", {"type": positive_int, "metavar": "N", "help": "requests in flight at once"}),
+    "--plan": ("generation.plan", {"action": argparse.BooleanOptionalAction,
+                                   "help": "plan each leaf's samples first, so they differ (generation.plan)"}),
     "--seed": ("generation.seed", {"type": int, "metavar": "S", "help": "seed for allocation and sampling"}),
     "--run-dir": ("output.run_dir", {"metavar": "DIR", "help": "run directory (default runs/<name>)"}),
     "--out": ("output.dataset_dir", {"metavar": "DIR", "help": "dataset folder (default RUN_DIR/dataset)"}),

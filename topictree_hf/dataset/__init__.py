@@ -1,6 +1,6 @@
 """Packaging a run as a Hugging Face dataset: the builder, the folder layout, the card, the push.
 
-    build_dataset(run_dir, out=None, overwrite=False) -> BuildResult
+    build_dataset(run_dir, out=None, overwrite=False, neighbours=True) -> BuildResult
     push_dataset(folder, repo_id, private=None, revision=None, dry_run=False) -> PushResult
     replace_section(card_text, name, new_body) -> str      (the card's rewritable parts)
 

@@ -9,9 +9,12 @@ package and instantiated by `layout.build_dataset`, which then writes the Hub la
     ds = builder.as_dataset()
 
 `_split_generators` reads every journal once: it converts records to rows, assigns each to a split
-by its topic group, and spills rows sorted by id to run files (bounded memory). Each split's
+by its topic group, and spills rows sorted by id to run files (bounded memory). It then reads the
+run files once more to embed every row and find its nearest neighbour in the whole dataset
+(neighbours.py; `neighbours=False` skips this and leaves the two columns null). Each split's
 `_generate_examples` then merges its runs, drops repeated ids (first journaled record wins, as in
-`RunDir.iter_samples`) and yields rows in id order with keys `Key(0, row_index)`.
+`RunDir.iter_samples`), adds `nn_similarity` and `repeat_count`, and yields rows in id order with
+keys `Key(0, row_index)`.
 """
 
 from __future__ import annotations
@@ -29,8 +32,9 @@ import datasets
 from datasets.builder import Key
 
 from topictree_hf import faults
-from topictree_hf.dataset.extsort import RunSpiller, merge_unique
+from topictree_hf.dataset.extsort import RunSpiller, merge_unique, read_run
 from topictree_hf.dataset.features import FEATURES, PreEncodedFeatures
+from topictree_hf.dataset.neighbours import EMPTY, Neighbours, find_neighbours, row_text
 from topictree_hf.dataset.source import load_run
 from topictree_hf.dataset.split import SplitPlan
 from topictree_hf.dataset.stats import BuildStats
@@ -47,11 +51,14 @@ DEFAULT_SPILL_BYTES = 64 * 2**20
 @dataclass
 class TopicTreeBuilderConfig(datasets.BuilderConfig):
     """`run_dir` to read; `work_dir` for the sorted spill files (default: the system temp dir);
-    `spill_bytes` is the in-memory sort buffer, the main bound on the builder's memory."""
+    `spill_bytes` is the in-memory sort buffer, the main bound on the builder's memory (with
+    `neighbours`, the vectors add 1.5 KB per row); `neighbours`: fill `nn_similarity` and
+    `repeat_count` (embeds every row)."""
 
     run_dir: str | None = None
     work_dir: str | None = None
     spill_bytes: int = DEFAULT_SPILL_BYTES
+    neighbours: bool = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -66,11 +73,14 @@ class TopicTreeBuilder(datasets.GeneratorBasedBuilder):
     BUILDER_CONFIG_CLASS = TopicTreeBuilderConfig
     config: TopicTreeBuilderConfig
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, embedder: Any = None, **kwargs: Any) -> None:
+        """`embedder`: what embeds the rows for the neighbour columns (default: the bundled MiniLM)."""
         kwargs.setdefault("dataset_name", "topictree")
         super().__init__(*args, **kwargs)
         self.stats = BuildStats()
         self.plan: SplitPlan | None = None
+        self.embedder = embedder
+        self.neighbours: Neighbours | None = None
 
     def _info(self) -> datasets.DatasetInfo:
         return datasets.DatasetInfo(
@@ -91,6 +101,10 @@ class TopicTreeBuilder(datasets.GeneratorBasedBuilder):
         if not spiller.runs:
             os.rmdir(spill_dir)
             raise _no_rows_error(source.run, self.stats)
+        self.neighbours = None
+        if self.config.neighbours:
+            total = self.stats.read - self.stats.dropped.total()
+            self.neighbours = find_neighbours(spilled_texts(spiller.runs), self.embedder, total)
         return [datasets.SplitGenerator(name=split, gen_kwargs={"split": split, "spill_dir": str(spill_dir)})
                 for split in self.plan.splits if spiller.runs.get(split)]
 
@@ -100,6 +114,7 @@ class TopicTreeBuilder(datasets.GeneratorBasedBuilder):
         try:
             for index, payload in enumerate(merge_unique(runs, duplicates)):
                 row = json.loads(payload)
+                row.update(self.neighbours.columns(split, row["id"]) if self.neighbours else EMPTY)
                 self.stats.add(split, row)
                 faults.crash_point("build.rows")
                 yield Key(0, index), row
@@ -129,6 +144,15 @@ def scan_samples(run: RunDir, plan: SplitPlan, spiller: RunSpiller, stats: Build
                 if stats.read % 1000 == 0:
                     bar.update(1000)
     spiller.flush()
+
+
+def spilled_texts(runs: dict[str, list[Path]]) -> Iterator[tuple[str, str, str]]:
+    """(split, id, text) of every spilled row, each split's runs in the order `merge_unique` reads
+    them, so the first of a repeated id is the row that is kept."""
+    for split, paths in runs.items():
+        for path in sorted(paths):
+            for key, payload in read_run(path):
+                yield split, key, row_text(json.loads(payload)["messages"])
 
 
 def _no_rows_error(run: RunDir, stats: BuildStats) -> RunDirError:

@@ -17,14 +17,13 @@ from typing import Any
 from topictree_hf import __version__
 from topictree_hf.config import Config
 from topictree_hf.dataset.card import load_snippet
-from topictree_hf.dataset.features import FEATURES
+from topictree_hf.dataset.features import FEATURES, dataset_columns
 from topictree_hf.dataset.source import RunSource
 from topictree_hf.dataset.split import TEST, TRAIN, SplitPlan
 from topictree_hf.dataset.stats import BuildStats
 from topictree_hf.engines.hub import revision_rows
 from topictree_hf.engines.models import BUNDLED
 from topictree_hf.generation.summary import Summary, generator_text, size_text, small_model_note
-from topictree_hf.records import row_columns
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +41,9 @@ def build_date() -> str:
     return now.date().isoformat()
 
 
-def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_picture: bool) -> dict[str, Any]:
+def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_picture: bool,
+                 neighbours: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`neighbours`: `Neighbours.summary()` of the build (None: the search was skipped)."""
     config = source.config
     test_groups = len(plan.test_groups)
     group_counts = {TRAIN: plan.groups - test_groups, TEST: test_groups}
@@ -68,6 +69,7 @@ def card_context(source: RunSource, stats: BuildStats, plan: SplitPlan, has_pict
         "split_rule": _split_rule(config),
         "load_snippet": load_snippet(config.hub.repo_id),
         "fields": field_table(),
+        "neighbours": neighbours,
         "generation": _generation_rows(source, stats),
         "has_picture": has_picture,
         "split_names": list(stats.splits),
@@ -91,8 +93,8 @@ def model_sizes(source: RunSource, stats: BuildStats) -> dict[str, int | None]:
 
 
 def field_table() -> list[dict[str, str]]:
-    """The card's Fields table: one entry per dataset column, from the Sample type."""
-    return [{"name": name, "type": card_type, "doc": doc} for name, _arrow, card_type, doc in row_columns()]
+    """The card's Fields table: one entry per dataset column, from the Sample type and the neighbour columns."""
+    return [{"name": name, "type": card_type, "doc": doc} for name, _arrow, card_type, doc in dataset_columns()]
 
 
 def title_of(config: Config) -> str:
@@ -124,6 +126,7 @@ def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, st
         rows.append(("system prompt", g.system_prompt))
     if g.instructions:
         rows.append(("instructions", g.instructions))
+    rows += _plan_rows(source)
     dedup = f"{t.dedup} (threshold {t.semantic_threshold:g})" if t.dedup == "semantic" else t.dedup
     rows += [
         ("tree", f"depth {t.depth}, degree {t.degree}, temperature {t.temperature:g}, dedup {dedup}"),
@@ -132,6 +135,19 @@ def _generation_rows(source: RunSource, stats: BuildStats) -> list[tuple[str, st
         ("packaged with", f"topictree-hf {__version__} on {build_date()}"),
     ]
     return rows
+
+
+def _plan_rows(source: RunSource) -> list[tuple[str, str]]:
+    """generation.plan: how each leaf's samples were planned (from the run's summary.json)."""
+    if not source.config.generation.plan:
+        return [("plan", "off: each sample written from its path and angle alone")]
+    gen = Summary.from_dict(source.summary.get("generation") or {})
+    if not gen.plan_calls:
+        return [("plan", "on (the plan was made in an earlier run of this run dir)")]
+    rejected = ", ".join(f"{n} {why}" for why, n in gen.plan_rejections.most_common())
+    return [("plan", f"on: {gen.plan_items:,} items planned in {gen.plan_calls} engine calls "
+                     f"({gen.plan_output_tokens:,} tokens); re-asked: {rejected or 'none'}; "
+                     f"{gen.plan_given_up} slots given up (written from their angle alone)")]
 
 
 def delivered(rows: int, asked: int) -> str:

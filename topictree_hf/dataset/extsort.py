@@ -61,7 +61,8 @@ class RunSpiller:
         self._buffer, self._size = [], 0
 
 
-def _read_run(path: Path) -> Iterator[tuple[str, bytes]]:
+def read_run(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(key, payload) of one run file, in its order; the file is kept."""
     with path.open("rb", buffering=1 << 20) as fh:
         for line in fh:
             key, _, payload = line.rstrip(b"\n").partition(b"\t")
@@ -69,7 +70,7 @@ def _read_run(path: Path) -> Iterator[tuple[str, bytes]]:
 
 
 def _merge(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
-    return heapq.merge(*(_read_run(p) for p in paths), key=lambda item: item[0])
+    return heapq.merge(*(read_run(p) for p in paths), key=lambda item: item[0])
 
 
 def _reduce_fanin(paths: list[Path]) -> list[Path]:

@@ -23,6 +23,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import datasets
 from datasets.exceptions import DatasetGenerationError
@@ -52,6 +53,7 @@ class BuildResult:
     files: list[str]
     seconds: float
     stats: BuildStats = field(repr=False)
+    embeddings: Any = field(default=None, repr=False)  # the rows' vectors (neighbours.EmbeddingCache), for eval
 
     @property
     def total_rows(self) -> int:
@@ -72,11 +74,14 @@ def default_out_dir(run_dir: Path | str, source: RunSource | None = None) -> Pat
 
 def build_dataset(run_dir: Path | str, out: Path | str | None = None, overwrite: bool = False, *,
                   max_shard_size: int | str = DEFAULT_MAX_SHARD_SIZE,
-                  spill_bytes: int = DEFAULT_SPILL_BYTES, writer_batch_size: int | None = None) -> BuildResult:
+                  spill_bytes: int = DEFAULT_SPILL_BYTES, writer_batch_size: int | None = None,
+                  neighbours: bool = True, embedder: Any = None) -> BuildResult:
     """Package the run dir `run_dir` as a dataset folder at `out` (default: `default_out_dir`).
     An existing `out` needs `overwrite=True` and must be a folder this tool built (or empty).
     `max_shard_size` bounds each parquet file (checked per row group of `writer_batch_size` rows,
-    default 1000); `spill_bytes` bounds the in-memory sort buffer."""
+    default 1000); `spill_bytes` bounds the in-memory sort buffer. `neighbours`: embed every row
+    (`embedder`, default the bundled MiniLM) for `nn_similarity` and `repeat_count`; False leaves
+    them null. The result's `embeddings` answers eval for those rows without embedding them again."""
     started = time.perf_counter()
     source = load_run(run_dir)
     check_license(source.config.output.license)  # fail now, not after minutes of building
@@ -90,7 +95,8 @@ def build_dataset(run_dir: Path | str, out: Path | str | None = None, overwrite:
     except OSError as exc:
         raise InputFileError(f"cannot create {target.parent} ({exc.strerror}); pass a writable --out") from None
     try:
-        builder = _prepare(source, staging / ".work", max_shard_size, spill_bytes, writer_batch_size)
+        builder = _prepare(source, staging / ".work", max_shard_size, spill_bytes, writer_batch_size,
+                           neighbours, embedder)
         rows, files = _move_shards(builder, staging)
         _write_extras(source, builder, staging)
         shutil.rmtree(staging / ".work")
@@ -99,7 +105,8 @@ def build_dataset(run_dir: Path | str, out: Path | str | None = None, overwrite:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return BuildResult(target, rows, files, round(time.perf_counter() - started, 3), builder.stats)
+    return BuildResult(target, rows, files, round(time.perf_counter() - started, 3), builder.stats,
+                       builder.neighbours.embeddings if builder.neighbours else None)
 
 
 def _check_target(target: Path, run_dir: Path, overwrite: bool) -> None:
@@ -118,9 +125,10 @@ def _check_target(target: Path, run_dir: Path, overwrite: bool) -> None:
 
 
 def _prepare(source: RunSource, work: Path, max_shard_size: int | str, spill_bytes: int,
-             writer_batch_size: int | None) -> TopicTreeBuilder:
+             writer_batch_size: int | None, neighbours: bool, embedder: Any) -> TopicTreeBuilder:
     builder = TopicTreeBuilder(run_dir=str(source.run.path), work_dir=str(work), spill_bytes=spill_bytes,
-                               cache_dir=str(work / "cache"), writer_batch_size=writer_batch_size)
+                               cache_dir=str(work / "cache"), writer_batch_size=writer_batch_size,
+                               neighbours=neighbours, embedder=embedder)
     work.mkdir(parents=True, exist_ok=True)
     try:
         with library_bars():
@@ -163,7 +171,8 @@ def _write_extras(source: RunSource, builder: TopicTreeBuilder, staging: Path) -
     data = card_data(license_id=config.output.license, languages=config.output.language,
                      pretty_name=title_of(config), info=info, splits=list(builder.info.splits),
                      tags=sorted(builder.stats.formats))
-    card = render_card(data, card_context(source, builder.stats, plan, has_picture))
+    summary = builder.neighbours.summary() if builder.neighbours else None
+    card = render_card(data, card_context(source, builder.stats, plan, has_picture, summary))
     card.save(staging / "README.md")
 
 

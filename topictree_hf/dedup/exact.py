@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
+
+import numpy as np
+
 from topictree_hf.dedup.base import Deduper
 from topictree_hf.dedup.text import text_key
 from topictree_hf.records import DUPLICATE
@@ -13,7 +17,8 @@ class ExactDeduper(Deduper):
     def __init__(self) -> None:
         self._seen: set[bytes] = set()
 
-    def check_and_add(self, text: str) -> str | None:
+    def check_and_add(self, text: str, branch: Hashable = None, *, label: str | None = None,
+                      vector: np.ndarray | None = None) -> str | None:
         key = text_key(text)
         if key in self._seen:
             return DUPLICATE
@@ -22,5 +27,6 @@ class ExactDeduper(Deduper):
 
 
 class NoDeduper(Deduper):
-    def check_and_add(self, text: str) -> str | None:
+    def check_and_add(self, text: str, branch: Hashable = None, *, label: str | None = None,
+                      vector: np.ndarray | None = None) -> str | None:
         return None

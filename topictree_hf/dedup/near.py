@@ -11,26 +11,40 @@ Each check costs O(shingles + LSH candidates), independent of how many texts wer
 of CPU for a 130-word text, most of it the signature); memory stays under 1 GB per million kept
 texts (the LSH tables and 16-bit signatures of `minhash.LSHIndex`, a 16-byte digest per text).
 
-The optional semantic check (`semantic_threshold=0.9`) embeds each text and compares it with every
-kept vector: O(kept) per check and 1.5 KB per kept text, so use it for up to ~100k samples, and
-prefer `check_batch`, which embeds a whole batch in one call (one text at a time is slow on a CPU).
+The optional semantic check (`semantic_threshold=0.9`) embeds each text and compares it with the
+kept vectors of its branch (dedup/semantic.py; no branch: all of them): O(kept) per check and 1.5 KB
+per kept text, so use it for up to ~100k samples, and embed in groups (`check_batch`, or `embed_new`
+then `match` with each vector: one text at a time is slow on a CPU). Exact and MinHash duplicates
+count across branches.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from topictree_hf.dedup.base import Deduper
+from topictree_hf.dedup.base import Deduper, KeptText
 from topictree_hf.dedup.minhash import LSHIndex, MinHasher, bands_for
-from topictree_hf.dedup.text import text_key
+from topictree_hf.dedup.semantic import BranchVectors
+from topictree_hf.dedup.text import snippet, text_key
 from topictree_hf.errors import ConfigError
 from topictree_hf.records import DUPLICATE, NEAR_DUPLICATE, SEMANTIC_DUPLICATE
 
 Reason = Literal["exact", "near", "semantic"]
 REASONS: tuple[Reason, ...] = ("exact", "near", "semantic")
+REMEMBER_GROUP = 256  # texts embedded per pass when a deduper remembers a journal
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    """Why a text duplicates a kept one; for "semantic", the cosine and the kept text's label."""
+
+    reason: Reason
+    cosine: float | None = None
+    near: str = ""
 
 
 class NearDuplicateFilter:
@@ -50,29 +64,50 @@ class NearDuplicateFilter:
         self._index = LSHIndex(num_perm, bands or bands_for(threshold, num_perm))
         self._digests: set[bytes] = set()
         self._embedder = embedder
-        self._vectors = np.zeros((0, 0), dtype=np.float32)
-        self._kept_vectors = 0
+        self._vectors = BranchVectors()
         self.counts: dict[str, int] = {"seen": 0, "kept": 0, "exact": 0, "near": 0, "semantic": 0}
 
     def seen_or_add(self, text: str, embedding: np.ndarray | None = None) -> Reason | None:
         """Why `text` duplicates a kept text ("exact", "near", "semantic"), or None: then it is kept
         and remembered. `embedding` (unit vector) saves the semantic check from embedding it."""
+        found = self.match(text, embedding)
+        return None if found is None else found.reason
+
+    def match(self, text: str, embedding: np.ndarray | None = None, branch: Hashable = None,
+              label: str = "") -> Match | None:
+        """`seen_or_add` with the semantic check scoped to `branch` (dedup/base.py), and what the
+        text is too close to: a kept text is remembered with `label`."""
         self.counts["seen"] += 1
         reason, digest, signature = self._lexical_check(text)
-        if reason is None and self.semantic_threshold is not None:
+        found = None if reason is None else Match(reason)
+        if found is None and self.semantic_threshold is not None:
             if embedding is None:
                 embedding = self._embed([text])[0]
-            reason = self._semantic_check(embedding, self.semantic_threshold)
-        if reason is not None:
-            self.counts[reason] += 1
-            return reason
-        self._keep(digest, signature, embedding)
+            nearest = self._vectors.nearest(embedding, branch)
+            if nearest is not None and nearest[0] >= self.semantic_threshold:
+                found = Match("semantic", *nearest)
+        if found is not None:
+            self.counts[found.reason] += 1
+            return found
+        self._keep(digest, signature, embedding, branch, label)
         return None
 
     def check_batch(self, texts: Sequence[str]) -> list[Reason | None]:
         """`seen_or_add` over `texts` in order, embedding them in one call when semantic is on."""
-        vectors = self._embed(texts) if self.semantic_threshold is not None and texts else None
-        return [self.seen_or_add(t, None if vectors is None else vectors[i]) for i, t in enumerate(texts)]
+        vectors = self.embed_new(texts)
+        return [self.seen_or_add(t, v) for t, v in zip(texts, vectors, strict=True)]
+
+    def embed_new(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        """The embeddings of `texts` in one pass, for those not already an exact or near duplicate of
+        a kept text (None for the others, and for all when semantic is off)."""
+        if self.semantic_threshold is None:
+            return [None] * len(texts)
+        new = [i for i, text in enumerate(texts) if self._lexical_check(text)[0] is None]
+        out: list[np.ndarray | None] = [None] * len(texts)
+        if new:
+            for i, vector in zip(new, self._embed([texts[i] for i in new]), strict=True):
+                out[i] = vector
+        return out
 
     @property
     def dropped(self) -> int:
@@ -87,28 +122,14 @@ class NearDuplicateFilter:
             return "near", digest, signature
         return None, digest, signature
 
-    def _semantic_check(self, embedding: np.ndarray, threshold: float) -> Reason | None:
-        kept = self._vectors[:self._kept_vectors]
-        if len(kept) and float((kept @ embedding).max()) >= threshold:
-            return "semantic"
-        return None
-
-    def _keep(self, digest: bytes, signature: np.ndarray | None, embedding: np.ndarray | None) -> None:
+    def _keep(self, digest: bytes, signature: np.ndarray | None, embedding: np.ndarray | None,
+              branch: Hashable, label: str) -> None:
         self._digests.add(digest)
         if signature is not None:
             self._index.add(signature)
         if embedding is not None and self.semantic_threshold is not None:
-            self._append_vector(np.asarray(embedding, dtype=np.float32))
+            self._vectors.add(embedding, branch, label)
         self.counts["kept"] += 1
-
-    def _append_vector(self, vector: np.ndarray) -> None:
-        if self._kept_vectors == len(self._vectors):  # grow by doubling: amortised O(1) appends
-            grown = np.zeros((max(64, 2 * len(self._vectors)), len(vector)), dtype=np.float32)
-            if self._kept_vectors:
-                grown[:self._kept_vectors] = self._vectors[:self._kept_vectors]
-            self._vectors = grown
-        self._vectors[self._kept_vectors] = vector
-        self._kept_vectors += 1
 
     def _embed(self, texts: Sequence[str]) -> np.ndarray:
         if self._embedder is None:
@@ -119,13 +140,46 @@ class NearDuplicateFilter:
 
 
 class NearDeduper(Deduper):
-    """The generator's `near` and `semantic` dedup: a NearDuplicateFilter, with record rejection reasons."""
+    """The generator's `near` and `semantic` dedup: a NearDuplicateFilter, with record rejection
+    reasons; a semantic one names the kept sample it is too close to (its label, cut short), so a
+    retry prompt can ask for something different."""
 
     REASONS = {"exact": DUPLICATE, "near": NEAR_DUPLICATE, "semantic": SEMANTIC_DUPLICATE}
 
-    def __init__(self, threshold: float = 0.8, semantic_threshold: float | None = None) -> None:
-        self.filter = NearDuplicateFilter(threshold, semantic_threshold=semantic_threshold)
+    def __init__(self, threshold: float = 0.8, semantic_threshold: float | None = None, embedder: Any = None) -> None:
+        self.filter = NearDuplicateFilter(threshold, semantic_threshold=semantic_threshold, embedder=embedder)
+        self.embeds = semantic_threshold is not None
 
-    def check_and_add(self, text: str) -> str | None:
-        reason = self.filter.seen_or_add(text)
-        return None if reason is None else self.REASONS[reason]
+    def check_and_add(self, text: str, branch: Hashable = None, *, label: str | None = None,
+                      vector: np.ndarray | None = None) -> str | None:
+        shown = snippet(text if label is None else label) if self.embeds else ""
+        found = self.filter.match(text, vector, branch, shown)
+        if found is None:
+            return None
+        if found.reason == "semantic":
+            return semantic_reason(found)
+        return self.REASONS[found.reason]
+
+    def embed(self, texts: Sequence[str]) -> list[np.ndarray | None]:
+        return self.filter.embed_new(texts)
+
+    def remember(self, texts: Iterable[str | KeptText]) -> None:
+        """As `Deduper.remember`, embedding REMEMBER_GROUP texts per pass."""
+        group: list[KeptText] = []
+        for item in texts:
+            group.append(KeptText(item) if isinstance(item, str) else item)
+            if len(group) == REMEMBER_GROUP:
+                self._remember(group)
+                group = []
+        self._remember(group)
+
+    def _remember(self, group: list[KeptText]) -> None:
+        vectors = self.embed([kept.text for kept in group]) if group else []
+        for kept, vector in zip(group, vectors, strict=True):
+            self.check_and_add(kept.text, kept.branch, label=kept.label, vector=vector)
+
+
+def semantic_reason(found: Match) -> str:
+    """'semantic_duplicate: cosine 0.93 with a kept sample; different from: "<its label>"' (counted
+    under its key, records.SEMANTIC_DUPLICATE)."""
+    return f'{SEMANTIC_DUPLICATE}: cosine {found.cosine:.2f} with a kept sample; different from: "{found.near}"'

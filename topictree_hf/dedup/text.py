@@ -29,6 +29,16 @@ def text_key(text: str) -> bytes:
     return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).digest()
 
 
+def snippet(text: str, limit: int = 160) -> str:
+    """The start of `text` on one line, at most about `limit` characters (cut at a word, "..." added),
+    double quotes made single: what a rejection reason may quote of a kept text."""
+    flat = " ".join(text.split()).replace('"', "'")
+    if len(flat) <= limit:
+        return flat
+    cut = flat.rfind(" ", 0, limit)
+    return flat[:cut if cut > limit // 2 else limit].rstrip(" ,;:") + "..."
+
+
 def word_hash(word: str) -> int:
     """A stable 32-bit hash of a word (Python's `hash` is salted per process)."""
     return zlib.crc32(word.encode("utf-8"))

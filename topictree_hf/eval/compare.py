@@ -18,7 +18,7 @@ from typing import Any
 from topictree_hf.errors import InputFileError
 from topictree_hf.eval.readers import EvalSource, read_source
 from topictree_hf.eval.report import EvalSettings, evaluate
-from topictree_hf.eval.table import card_body, check_card_section, format_table, table_notes, write_card_section
+from topictree_hf.eval.table import card_body, check_card_section, full_table, table_notes, write_card_section
 from topictree_hf.eval.text import equal_size
 
 Records = list[dict[str, Any]]
@@ -38,7 +38,7 @@ class Comparison:
     card: Path | None = None
 
     def table(self) -> str:
-        return format_table(self.result, self.baseline_result, self.names)
+        return full_table(self.result, self.baseline_result, self.names)
 
     def notes(self) -> str:
         return table_notes(self.result, self.baseline_result)

@@ -9,7 +9,8 @@ settings, same numbers.
 
 Result groups: "quality" (valid, on-topic rates), "diversity" (all samples), "on_topic" (the
 diversity of the on-topic samples of the embedded sample only), "tree" (how samples spread over
-the leaves), "settings", and counts.
+the leaves), "repeats" (duplicate pairs by where the two samples sit in the tree: repeats.py),
+"settings", and counts.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from topictree_hf.dedup.minhash import MinHasher, near_duplicate_flags
 from topictree_hf.errors import ConfigError, InputFileError
 from topictree_hf.eval import coverage, lexical, semantic
+from topictree_hf.eval.repeats import repeats
 from topictree_hf.eval.text import Corpus, Turns, fixed_sample, in_id_order, sample_text
 from topictree_hf.eval.topicality import ON_PATH_THRESHOLD, Topicality, topicality
 
@@ -101,6 +103,7 @@ def evaluate(records: Iterable[dict[str, Any]], *, tree_leaves: Collection[tuple
         },
         "on_topic": _on_topic_figures(corpus, signatures, vectors, picked, topic.on_topic, s),
         "tree": _tree_figures(paths, tree_leaves, vectors, [paths[i] for i in picked]),
+        "repeats": repeats(vectors, picked, signatures, paths, s),
         "settings": asdict(s),
     }
 

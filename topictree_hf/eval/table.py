@@ -107,6 +107,37 @@ def format_table(result: Mapping[str, Any], baseline: Mapping[str, Any] | None =
     return "\n".join(lines)
 
 
+REPEAT_PLACES = (("same_leaf", "same leaf"), ("sibling_leaves", "sibling leaves (same parent)"),
+                 ("same_branch", "same branch (same depth-1 topic)"), ("elsewhere", "elsewhere"))
+
+
+def repeats_table(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+                  names: tuple[str, str] = ("this set", "baseline")) -> str:
+    """Duplicate pairs by where the two samples sit in the tree (count and share of the pairs), one
+    column per kind (semantic, near) and set; "" for a result without repeats."""
+    sets = [(names[0], result)] + ([(names[1], baseline)] if baseline is not None else [])
+    if any("repeats" not in r for _, r in sets):
+        return ""
+    s = result["settings"]
+    kinds = (("semantic", f"semantic (cosine >= {s['semantic_threshold']:g})*"),
+             ("near", f"near (J >= {s['near_threshold']:g})"))
+    head = ["duplicate pairs: where the two samples sit"]
+    head += [f"{name}: {label}" if baseline is not None else label for name, _ in sets for _, label in kinds]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
+    for key, label in REPEAT_PLACES:
+        cells = [_pairs_cell(r["repeats"][kind], key) for _, r in sets for kind, _ in kinds]
+        lines.append("| " + " | ".join([label, *cells]) + " |")
+    totals = [f"{r['repeats'][kind]['pairs']:,} among {r['repeats'][kind]['samples']:,}" for _, r in sets
+              for kind, _ in kinds]
+    lines.append("| " + " | ".join(["all duplicate pairs (among samples)", *totals]) + " |")
+    return "\n".join(lines)
+
+
+def _pairs_cell(counts: Mapping[str, int], key: str) -> str:
+    n, total = counts[key], counts["pairs"]
+    return f"{n:,} ({100 * n / total:.1f}%)" if total else "0"
+
+
 def table_notes(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None) -> str:
     s = result["settings"]
     sizes = f"{result['embedded']:,} of {result['samples']:,}"
@@ -121,12 +152,26 @@ def table_notes(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = 
             f"{s['embed_max_tokens']} word pieces) use a fixed random sample (seed {s['seed']}) of {cap} "
             f"samples: {sizes} here. Duplicate rates count what a keep-the-first filter would drop. "
             "Compare sets of equal size: duplicate rates, self-BLEU and Vendi all grow with the number "
-            "of samples." + same_n)
+            "of samples." + same_n + " " + REPEATS_NOTE)
+
+
+REPEATS_NOTE = ("Duplicate pairs count every pair at or above the threshold (semantic: among the embedded "
+                "samples; near: among all), by where the two samples sit in the tree: the same leaf, two "
+                "leaves with the same parent, the same depth-1 branch, or elsewhere. A set without a tree "
+                "(every path is the root alone, as in the naive baseline) has one leaf: all its pairs are "
+                "same leaf.")
+
+
+def full_table(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
+               names: tuple[str, str] = ("this set", "baseline")) -> str:
+    """The figures table, then the duplicate pairs by place (terminal and card alike)."""
+    repeats = repeats_table(result, baseline, names)
+    return format_table(result, baseline, names) + (f"\n\n{repeats}" if repeats else "")
 
 
 def card_body(result: Mapping[str, Any], baseline: Mapping[str, Any] | None = None,
               names: tuple[str, str] = ("this set", "baseline"), command: str = "") -> str:
-    parts = [format_table(result, baseline, names), "", table_notes(result, baseline)]
+    parts = [full_table(result, baseline, names), "", table_notes(result, baseline)]
     if command:
         parts += ["", f"Reproduce with `{command}`."]
     return "\n".join(parts)

@@ -8,6 +8,10 @@ A step may need a model's answer before it can decide (the LLM judge): its `ask(
 that request, the chain stops there (`Ask`), and once the answer is in `candidate.answer` the chain
 is run again and goes on from that step. Where the request goes (the stream the sample came from, or
 an engine of the step's own: `separate`, answered in groups by `answer`) is the caller's to wire.
+
+A `grouped` step decides for a group of candidates at once, after one pass over all of them (the
+semantic dedup embeds them together): the chain stops there (`Wait`) until the caller has run the
+step's `prepare` over a group of waiting candidates, then runs each again, in the order they came.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ class Candidate:
     messages: list[dict[str, str]] = field(default_factory=list)  # the sample's turns, once validation parsed them
     answer: Completion | None = None  # the answer to the request of the step it waits at
     fields: dict[str, Any] = field(default_factory=dict)  # record fields a step adds (the judge's score and reason)
+    prepared: dict[str, Any] | None = None  # what a grouped step's `prepare` left for its `filter`; None: not yet
     step: int = 0  # the next step to run
 
 
@@ -43,6 +48,7 @@ class Check(ABC):
 
     name: ClassVar[str]
     separate: bool = False  # True: `ask`'s requests go to an engine of the step's own, via `answer`
+    grouped: bool = False  # True: `filter` runs only after `prepare` has seen the candidate in a group
 
     @abstractmethod
     def filter(self, candidate: Candidate) -> Result:
@@ -56,6 +62,12 @@ class Check(ABC):
         """Answers to `ask`'s requests on the step's own engine (for a `separate` step)."""
         raise NotImplementedError
 
+    def prepare(self, candidates: list[Candidate]) -> None:
+        """One pass over a group of candidates waiting at this (grouped) step, before their `filter`s:
+        sets each one's `prepared`."""
+        for candidate in candidates:
+            candidate.prepared = {}
+
     def close(self) -> None:  # noqa: B027 - most steps open nothing
         """Release what the step opened (an engine of its own)."""
 
@@ -68,22 +80,32 @@ class Ask:
     request: ChatRequest
 
 
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """The chain stopped at `step`, a grouped step: run its `prepare` over a group of waiting
+    candidates, then run the chain again for each."""
+
+    step: Check
+
+
 class Chain:
     """The steps in order, counting each rejection into `rejections` by its `records.reason_key`."""
 
     def __init__(self, steps: Sequence[Check], rejections: Counter[str]) -> None:
         self.steps, self.rejections = steps, rejections
 
-    def run(self, candidate: Candidate) -> str | Ask | None:
+    def run(self, candidate: Candidate) -> str | Ask | Wait | None:
         """Run `candidate` from the step it is at: None when every step keeps it, the reason when one
         rejects it, an `Ask` when a step needs a model's answer first (set `candidate.answer`, then
-        run again)."""
+        run again), a `Wait` when a grouped step has not prepared it yet (`prepare`, then run again)."""
         while candidate.step < len(self.steps):
             step = self.steps[candidate.step]
+            if step.grouped and candidate.prepared is None:
+                return Wait(step)
             if candidate.answer is None and (request := step.ask(candidate)) is not None:
                 return Ask(step, request)
             result = step.filter(candidate)
-            candidate.answer = None
+            candidate.answer = candidate.prepared = None
             kept, reason = (result, step.name) if isinstance(result, bool) else result
             if not kept:
                 self.rejections[reason_key(reason)] += 1

@@ -29,9 +29,10 @@ from topictree_hf.dedup import Deduper, make_deduper
 from topictree_hf.engines.base import Engine
 from topictree_hf.generation.allocate import Task, total_tasks
 from topictree_hf.generation.checks import Candidate, Chain
+from topictree_hf.generation.plan import Planner
 from topictree_hf.generation.prompts import Prompts
 from topictree_hf.generation.settle import Progress, Settler
-from topictree_hf.generation.steps import check_steps
+from topictree_hf.generation.steps import check_steps, kept_texts
 from topictree_hf.generation.stream import Feed, Sink, StreamLoop
 from topictree_hf.generation.summary import Summary
 from topictree_hf.generation.topup import TaskPlan
@@ -41,6 +42,11 @@ from topictree_hf.rundir import Journaled, RunDir
 from topictree_hf.tree.model import TopicTree
 
 Execute = Callable[[Iterator[Task], Summary, Progress | None], None]
+
+
+def plan_headroom(allotted: int) -> int:
+    """Top-up indices planned ahead per leaf: most leaves need one or two top-ups."""
+    return 1 + allotted // 10
 
 
 def generate_pending(config: Config, run_dir: RunDir, tree: TopicTree, execute: Execute,
@@ -92,7 +98,7 @@ class SampleGenerator:
 
     def remember(self, samples: Iterable[Sample]) -> None:
         """Let the dedup know samples kept earlier (a resumed run, another worker's journal)."""
-        self.dedup.remember(s.text() for s in samples)
+        self.dedup.remember(kept_texts(samples))
 
     def generate_here(self, tasks: Iterable[Task], progress: Progress | None = None) -> Summary:
         """Execute `tasks` in this process, journaled in samples-00000.jsonl and failures.jsonl."""
@@ -109,16 +115,43 @@ class SampleGenerator:
         TaskPlan, each outcome is reported to it, and its top-ups join the stream."""
         summary = Summary.of_stream(self.engine, self.mode)
         bound = self.config.engine.batch_size
+        planner = self._planner(tasks)
         feed = Feed(iter(tasks), self.prompts.request)
         sink = Sink(samples, failures, min(self.flush_records, bound), self.flush_seconds)
         settler = Settler(Chain(self.steps, summary.rejections), feed, sink, summary, self.record,
-                          self.gen.max_retries, bound, tasks if isinstance(tasks, TaskPlan) else None, progress)
+                          self.gen.max_retries, bound, tasks if isinstance(tasks, TaskPlan) else None, progress,
+                          group=min(self.flush_records, bound), group_seconds=self.flush_seconds)
         loop = StreamLoop(self.engine, bound, feed, sink)
+
+        def between() -> bool:  # a stream ended: a separate judge's group, or a plan round for short leaves
+            if settler.answer_waiting():
+                return True
+            if planner is None or not isinstance(tasks, TaskPlan) or not (need := tasks.waiting(plan_headroom)):
+                return False
+            planner.plan(need, reasks=1)
+            tasks.planned()
+            return True
+
         try:
-            loop.run(settler.settle, settler.answer_waiting)
+            loop.run(settler.settle, between)
         finally:
             summary.engine_calls, summary.requests = loop.streams, feed.requests
+            if planner is not None:
+                summary.count_plan(planner.counts)
         return summary
+
+    def _planner(self, tasks: Iterable[Task]) -> Planner | None:
+        """generation.plan: plan the pending tasks' leaves (and a few top-up indices each) before the
+        stream starts; the prompts then ask for each task's planned item, and a top-up whose index
+        has none waits for the next plan round (between two streams)."""
+        if not self.gen.plan or not isinstance(tasks, TaskPlan):
+            self.prompts.items = None
+            return None
+        planner = Planner(self.engine, self.gen, tasks.tree, self.run_dir.plans)
+        planner.plan(tasks.slots(plan_headroom))
+        tasks.ready = planner.tried
+        self.prompts.items = planner.item
+        return planner
 
     def record(self, candidate: Candidate) -> Sample:
         """The journal record of a kept candidate (the config's system prompt first, when set)."""
@@ -129,6 +162,7 @@ class SampleGenerator:
         return Sample(id=task.id, topic_path=list(task.path), leaf_id=task.leaf_id, leaf=task.path[-1],
                       depth=len(task.path) - 1, format=task.format, messages=messages, model=self.engine.model_name,
                       backend=self.engine.backend, mode=self.mode, template=self.prompts.templates[task.format].name,
-                      angle=self.prompts.angle(task), temperature=req.sampling.temperature, top_p=req.sampling.top_p,
+                      angle=self.prompts.angle(task), planned=self.prompts.item(task),
+                      temperature=req.sampling.temperature, top_p=req.sampling.top_p,
                       seed=req.sampling.seed, finish_reason=out.finish_reason, prompt_tokens=out.prompt_tokens,
                       output_tokens=out.output_tokens, attempt=job.attempt, **candidate.fields)

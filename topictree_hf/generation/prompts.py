@@ -8,6 +8,7 @@ penalty) are decided here too, from the engine's parameter count.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 from topictree_hf.config import GenerationConfig
 from topictree_hf.engines.base import ChatRequest, Engine, SamplingParams
@@ -72,15 +73,23 @@ class Prompts:
         self.schemas = {f: fmt.schema(gen.chat_turns) for f, fmt in self.formats.items()}
         self.fixed_angle = not gen.angles
         self.repetition_penalty = resolve_repetition_penalty(gen.repetition_penalty, engine)
+        self.items: Callable[[str, int], str | None] | None = None  # a task's planned item (generation.plan)
 
     def angle(self, task: Task) -> str:
         return NAIVE_ANGLE if self.fixed_angle else task.angle
 
+    def item(self, task: Task) -> str | None:
+        return self.items(task.leaf_id, task.index) if self.items is not None else None
+
     def messages(self, task: Task, reason: str | None = None) -> list[dict[str, str]]:
+        item = self.item(task)
         context = {"path": list(task.path), "root": task.path[0], "leaf": task.path[-1], "angle": self.angle(task),
                    "instructions": self.gen.instructions, "mode": self.mode, "turns": self.gen.chat_turns,
-                   "language": None, "index": task.index}
-        text = self.templates[task.format].render(context)
+                   "language": None, "index": task.index, "item": item}
+        template = self.templates[task.format]
+        text = template.render(context)
+        if item and not template.uses_item:  # a custom template that does not place the item itself
+            text += f"\nWrite it about this: {item}"
         if reason:
             text += f"\nA previous attempt was rejected ({reason}); write a better one."
         messages = [{"role": "system", "content": GEN_SYSTEM}, {"role": "user", "content": text}]

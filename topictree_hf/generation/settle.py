@@ -9,6 +9,11 @@ and is then one of:
 A step that asks a model first (the LLM judge) has its request put into the same stream, where it
 goes before retries and fresh tasks, or, for a step with an engine of its own, into a group answered
 there once `bound` candidates wait and when the stream ends (then another stream takes the retries).
+
+A grouped step (the semantic dedup: one embedding pass per group) holds its candidates as the sink
+holds records: the group is prepared and decided once `group` candidates wait, `group_seconds` after
+the oldest came (checked as completions arrive), and when the stream ends; its candidates are then
+decided one by one in the order they came, so a later one is compared with the earlier ones kept.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections.abc import Callable
 
 from topictree_hf.engines.base import ChatRequest, Completion
-from topictree_hf.generation.checks import Ask, Candidate, Chain
+from topictree_hf.generation.checks import Ask, Candidate, Chain, Check, Wait
 from topictree_hf.generation.stream import Feed, Job, Sink
 from topictree_hf.generation.summary import Summary
 from topictree_hf.generation.topup import TaskPlan
@@ -25,16 +30,22 @@ from topictree_hf.records import Failure, Sample, failure_reason, reason_key
 from topictree_hf.textparse import valid_unicode
 
 Progress = Callable[[int], None]
+GROUP_RECORDS = 16  # a grouped step's group: as the sink's flush group (SampleGenerator.flush_records) ...
+GROUP_SECONDS = 2.0  # ... and its time bound (SampleGenerator.flush_seconds)
 
 
 class Settler:
     """The outcomes of one stream, counted into `summary` (see the module docstring)."""
 
     def __init__(self, chain: Chain, feed: Feed, sink: Sink, summary: Summary, record: Callable[[Candidate], Sample],
-                 max_retries: int, bound: int, plan: TaskPlan | None = None, progress: Progress | None = None) -> None:
+                 max_retries: int, bound: int, plan: TaskPlan | None = None, progress: Progress | None = None, *,
+                 group: int = GROUP_RECORDS, group_seconds: float = GROUP_SECONDS) -> None:
         self.chain, self.feed, self.sink, self.summary, self.record = chain, feed, sink, summary, record
         self.max_retries, self.bound, self.plan, self.progress = max_retries, bound, plan, progress
+        self.group, self.group_seconds = min(group, bound), group_seconds
         self.waiting: list[tuple[Candidate, Ask]] = []  # requests for a step's own engine
+        self.grouped: list[tuple[Candidate, Check]] = []  # candidates at a grouped step, in the order they came
+        self._grouped_since = 0.0
 
     def settle(self, job: Job, request: ChatRequest, out: Completion) -> None:
         """One completion of the stream: a sample to check, or the answer a waiting step asked for."""
@@ -45,13 +56,32 @@ class Settler:
             out.text = valid_unicode(out.text)  # it is journaled (and may become a row)
             self._check(Candidate(job, request, out))
         if len(self.waiting) >= self.bound:
-            self.answer_waiting()
+            self._answer_asks()
+        if self.grouped and (len(self.grouped) >= self.group
+                             or time.monotonic() - self._grouped_since >= self.group_seconds):
+            self.decide_grouped()
 
     def answer_waiting(self) -> bool:
-        """Answer the waiting requests on their steps' own engines, one call per step; False when
-        none was waiting."""
-        if not self.waiting:
-            return False
+        """At the end of a stream: answer every waiting request and decide every waiting group (a
+        candidate the judge passes may then wait at the dedup); False when nothing was waiting."""
+        done = False
+        while self.waiting or self.grouped:
+            self._answer_asks()
+            self.decide_grouped()
+            done = True
+        return done
+
+    def decide_grouped(self) -> None:
+        """Prepare the waiting candidates of each grouped step in one pass, then check each, in the
+        order they came."""
+        group, self.grouped = self.grouped, []
+        for step in dict.fromkeys(step for _, step in group):
+            step.prepare([candidate for candidate, at in group if at is step])
+        for candidate, _ in group:
+            self._check(candidate)
+
+    def _answer_asks(self) -> None:
+        """Answer the waiting requests on their steps' own engines, one call per step."""
         group, self.waiting = self.waiting, []
         for step in dict.fromkeys(ask.step for _, ask in group):
             mine = [candidate for candidate, ask in group if ask.step is step]
@@ -60,7 +90,6 @@ class Settler:
             self.summary.judge_seconds += time.perf_counter() - start
             for candidate, out in zip(mine, outs, strict=True):
                 self._answered(candidate, out)
-        return True
 
     def _answered(self, candidate: Candidate, out: Completion) -> None:
         candidate.answer = out
@@ -69,7 +98,11 @@ class Settler:
 
     def _check(self, candidate: Candidate) -> None:
         verdict = self.chain.run(candidate)
-        if isinstance(verdict, Ask):
+        if isinstance(verdict, Wait):
+            if not self.grouped:
+                self._grouped_since = time.monotonic()
+            self.grouped.append((candidate, verdict.step))
+        elif isinstance(verdict, Ask):
             job = candidate.job
             if verdict.step.separate:
                 self.waiting.append((candidate, verdict))

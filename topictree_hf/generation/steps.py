@@ -6,19 +6,31 @@ here and put it in the list.
                  format's check, copies a sentence of its template
     rules        generation/judge.py `rule_reject` (generation.rules): each rule its own reason
     LLM judge    generation/llm_judge.py (generation.judge): a score under the threshold rejects
-    dedup        last, so only kept texts are remembered
+    dedup        last, so only kept texts are remembered; `semantic` compares a sample with the kept
+                 samples of its depth-1 branch only, and embeds a group of samples in one pass
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
+
 from topictree_hf.config import Config
-from topictree_hf.dedup import Deduper
+from topictree_hf.dedup import Deduper, KeptText
 from topictree_hf.generation.checks import Candidate, Check, Result
 from topictree_hf.generation.judge import rule_reject
 from topictree_hf.generation.llm_judge import LLMJudge
 from topictree_hf.generation.prompts import Prompts
 from topictree_hf.generation.templates import Template
-from topictree_hf.records import EMPTY, ENGINE_ERROR, INVALID, MISSING_SECTIONS, TRUNCATED, UNPARSEABLE, messages_text
+from topictree_hf.records import (
+    EMPTY,
+    ENGINE_ERROR,
+    INVALID,
+    MISSING_SECTIONS,
+    TRUNCATED,
+    UNPARSEABLE,
+    Sample,
+    messages_text,
+)
 from topictree_hf.textparse import parse_json
 
 
@@ -84,13 +96,38 @@ class Rules(Check):
 
 class Dedup(Check):
     """Not a duplicate of a sample kept before (exact, near or semantic: generation.dedup); a kept
-    text is remembered, so this step runs last."""
+    text is remembered, so this step runs last. With `semantic` it is grouped: the samples of a group
+    are embedded in one pass (`prepare`), then checked one by one, each against the kept samples of
+    its branch, those of its own group that came before it included; a rejection quotes the start of
+    the kept sample it is too close to, so the retry is asked to differ from it."""
 
     name = "duplicate"
 
     def __init__(self, dedup: Deduper) -> None:
         self.dedup = dedup
+        self.grouped = dedup.embeds
+
+    def prepare(self, candidates: list[Candidate]) -> None:
+        vectors = self.dedup.embed([messages_text(c.messages) for c in candidates])
+        for candidate, vector in zip(candidates, vectors, strict=True):
+            candidate.prepared = {"vector": vector}
 
     def filter(self, candidate: Candidate) -> Result:
-        dup = self.dedup.check_and_add(messages_text(candidate.messages))
+        kept = kept_text(candidate.messages, candidate.job.task.path)
+        vector = (candidate.prepared or {}).get("vector")
+        dup = self.dedup.check_and_add(kept.text, kept.branch, label=kept.label, vector=vector)
         return (False, dup) if dup else True
+
+
+def kept_text(messages: list[dict[str, str]], path: Sequence[str]) -> KeptText:
+    """What the dedup compares and remembers of a sample: its text (every non-system turn), its
+    depth-1 branch (the path's first two names: a root-only path, the naive arms', is one branch)
+    and its first user turn (what a semantic rejection quotes, cut short)."""
+    user = next((m["content"] for m in messages if m["role"] == "user"), "")
+    return KeptText(messages_text(messages), tuple(path[:2]), user)
+
+
+def kept_texts(samples: Iterable[Sample]) -> Iterator[KeptText]:
+    """`kept_text` of each sample: what `Deduper.remember` takes from a journal (a resumed run),
+    so each lands in its branch."""
+    return (kept_text(s.messages, s.topic_path) for s in samples)

@@ -26,6 +26,7 @@ from topictree_hf.generation.prompts import SMALL_MODEL_PARAMS
 
 if TYPE_CHECKING:
     from topictree_hf.engines.base import Engine
+    from topictree_hf.generation.plan import PlanCounts
 
 SMALL_MODEL_NOTE = ("the generator has under 1B parameters: facts in these samples are unchecked; use a larger model "
                     "(e.g. 7B+) for training data")
@@ -58,6 +59,13 @@ class Summary:
     # the generator: {model name, as its rows carry it: its parameter count, None when the backend does not know}
     model_parameters: dict[str, int | None] = field(default_factory=dict)
     backends: Counter[str] = field(default_factory=Counter)  # engine streams per backend (Ray actors may differ)
+    plan_calls: int = 0  # generation.plan: engine calls (rounds) that planned leaf items
+    plan_requests: int = 0
+    plan_prompt_tokens: int = 0
+    plan_output_tokens: int = 0
+    plan_items: int = 0  # sample slots that got a planned item
+    plan_given_up: int = 0  # slots left without one after the re-asks (their samples follow the angle alone)
+    plan_rejections: Counter[str] = field(default_factory=Counter)  # planned items re-asked, by reason
 
     @classmethod
     def of_stream(cls, engine: Engine, mode: str) -> Summary:
@@ -80,6 +88,16 @@ class Summary:
                 setattr(self, f.name, mine or theirs)
             else:
                 setattr(self, f.name, mine + theirs)
+
+    def count_plan(self, counts: PlanCounts) -> None:
+        """What a stream's planner spent and gave (generation/plan.py)."""
+        self.plan_calls += counts.calls
+        self.plan_requests += counts.requests
+        self.plan_prompt_tokens += counts.prompt_tokens
+        self.plan_output_tokens += counts.output_tokens
+        self.plan_items += counts.items
+        self.plan_given_up += counts.given_up
+        self.plan_rejections.update(counts.rejected)
 
     def count_judge_answer(self, prompt_tokens: int, output_tokens: int, score: int | None) -> None:
         """One answer of the LLM judge: its tokens, and its score (None: the answer held none)."""
@@ -117,7 +135,11 @@ class Summary:
                 "judge_prompt_tokens": self.judge_prompt_tokens, "judge_output_tokens": self.judge_output_tokens,
                 "judge_seconds": round(self.judge_seconds, 3), "judge_unparsed": self.judge_unparsed,
                 "judge_scores": {str(k): v for k, v in sorted(self.judge_scores.items())},
-                "model_parameters": dict(self.model_parameters), "backends": dict(self.backends)}
+                "model_parameters": dict(self.model_parameters), "backends": dict(self.backends),
+                "plan_calls": self.plan_calls, "plan_requests": self.plan_requests,
+                "plan_prompt_tokens": self.plan_prompt_tokens, "plan_output_tokens": self.plan_output_tokens,
+                "plan_items": self.plan_items, "plan_given_up": self.plan_given_up,
+                "plan_rejections": dict(self.plan_rejections)}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Summary:

@@ -19,7 +19,8 @@ from topictree_hf.errors import ConfigError
 
 _ENV = ImmutableSandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False)
 PROBE = {"path": ["Root", "Branch", "Leaf"], "root": "Root", "leaf": "Leaf", "angle": "a probe",
-         "instructions": None, "mode": "json", "turns": 2, "language": None, "index": 0}
+         "instructions": None, "mode": "json", "turns": 2, "language": None, "index": 0,
+         "item": None}
 
 
 def builtin_source(name: str) -> str:
@@ -36,6 +37,7 @@ class Template:
         except jinja2.TemplateSyntaxError as exc:
             raise ConfigError(f"template {origin} line {exc.lineno}: {exc.message}; fix the template") from None
         probe = self.render(PROBE)
+        self.uses_item = "item" in source  # generation.plan: a template without it gets the item appended
         self.static_sentences = _static_sentences(probe)
 
     @classmethod

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from topictree_hf.config import GenerationConfig
@@ -38,6 +38,8 @@ from topictree_hf.rundir import Journaled
 from topictree_hf.tree.model import TopicTree
 
 MAX_GAP = 256  # top-up indices in a row with nothing journaled before the search for journaled ones stops
+Ready = Callable[[str, int], bool]  # (leaf id, sample index) -> the sample may be asked now (its plan exists)
+Need = tuple[str, tuple[str, ...], list[int]]  # leaf id, path, sample indices
 
 
 @dataclass
@@ -101,7 +103,7 @@ class TaskPlan(Iterator[Task]):
     (`topups`, `requests`, `delivered`, `spent`); the stage reads them into its summary."""
 
     def __init__(self, tree: TopicTree, gen: GenerationConfig, journaled: Journaled) -> None:
-        self.gen = gen
+        self.gen, self.tree = gen, tree
         self.leaves, pending, self._skip, self.base_requests = _from_journals(tree, gen, journaled)
         self.asked = sum(leaf.allotted for leaf in self.leaves.values())
         self.budget = max(self.asked, math.ceil(gen.topup_budget * self.asked))
@@ -114,6 +116,8 @@ class TaskPlan(Iterator[Task]):
             self._requeue(leaf)
         self.live = False  # True once an executor reports outcomes (`settled`): top-ups then go in its stream
         self.spent = False  # a top-up or a top-up's retry was refused for want of budget
+        self.ready: Ready | None = None  # generation.plan: a top-up waits until its index is planned
+        self._waiting: dict[str, _Leaf] = {}  # short leaves whose next top-up index is not planned yet
 
     # -- the iterator an engine stream polls ------------------------------------------------------
 
@@ -140,9 +144,13 @@ class TaskPlan(Iterator[Task]):
                 return None
             while True:
                 task = leaf_task(self.gen, leaf.id, leaf.path, leaf.next_index)
-                leaf.next_index += 1
                 if task.id not in self._skip:
                     break
+                leaf.next_index += 1
+            if self.ready is not None and not self.ready(leaf.id, task.index):
+                self._waiting[leaf.id] = leaf  # asked for again once planned (`planned`)
+                continue
+            leaf.next_index += 1
             leaf.outstanding += 1
             self.topups += 1
             self._requeue(leaf)  # round-robin: back of the queue if it needs more
@@ -153,6 +161,37 @@ class TaskPlan(Iterator[Task]):
         if leaf.short and not leaf.queued:
             leaf.queued = True
             self._short.append(leaf)
+
+    # -- generation.plan: the sample indices that need a planned item ----------------------------------
+
+    def slots(self, headroom: Callable[[int], int]) -> list[Need]:
+        """Every leaf's pending indices, and for a leaf with any, its next `headroom(allotted)` top-up
+        indices (planned ahead, so most top-ups need no plan round of their own)."""
+        pending: dict[str, list[int]] = {}
+        for task in self._pending:
+            pending.setdefault(task.leaf_id, []).append(task.index)
+        out = []
+        for leaf_id, indices in pending.items():
+            leaf = self.leaves[leaf_id]
+            out.append((leaf_id, leaf.path, indices + list(range(leaf.next_index,
+                                                                  leaf.next_index + headroom(leaf.allotted)))))
+        return out
+
+    def waiting(self, headroom: Callable[[int], int]) -> list[Need]:
+        """The short leaves whose next top-up index is not planned: that index onwards, enough for what
+        each is short of plus `headroom(allotted)`."""
+        out = []
+        for leaf in self._waiting.values():
+            short = max(1, leaf.allotted - leaf.valid - leaf.outstanding)
+            count = short + 1 + headroom(leaf.allotted)  # a leaf that fell short once may again
+            out.append((leaf.id, leaf.path, list(range(leaf.next_index, leaf.next_index + count))))
+        return out
+
+    def planned(self) -> None:
+        """The waiting leaves were planned for: back in the top-up queue."""
+        waiting, self._waiting = self._waiting, {}
+        for leaf in waiting.values():
+            self._requeue(leaf)
 
     # -- what an executor reports -----------------------------------------------------------------
 

@@ -65,6 +65,9 @@ def open_where(config: Config, choice: RunnerChoice, events: OpenEvents | None =
     """The engine (local) or the Ray runner (ray) for the command's stages, closed on exit."""
     events = events or OpenEvents()
     if choice.name == "ray":
+        if config.generation.plan:  # a leaf's plan and its samples share one engine stream (generation/plan.py)
+            raise ConfigError("generation.plan runs on the local runner only for now; drop --runner ray or set "
+                              "generation.plan: false")
         return open_ray(config, choice.ray, events)
     return open_engine(config.engine, events)
 

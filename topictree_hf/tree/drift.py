@@ -34,19 +34,16 @@ path topics once per process; measured in docs/quality.md ("Tree hygiene cost").
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from topictree_hf.tree.hygiene import GENERIC_WORDS, same_stem, topic_key
+from topictree_hf.tree.vectors import EmbeddingCheck, VectorCache
 from topictree_hf.wordforms import content_words, singular, words
 
 Encode = Callable[[Sequence[str]], np.ndarray]  # texts -> unit vectors, one row per text
-_CACHE_LIMIT = 200_000  # cached texts; past this a long-lived process keeps only the anchors
-_shared: DriftChecker | None = None
-_shared_lock = threading.Lock()
 
 # Broad domains a drifting child tends to land in. Those close to the root or to a path topic are
 # dropped per path, so "Food and Cooking" never competes with "World Cuisine".
@@ -85,7 +82,7 @@ class DriftScore:
     reason: str | None
 
 
-class DriftChecker:
+class DriftChecker(EmbeddingCheck):
     """Scores children against their root, parent, parent's siblings and domain anchors.
 
         checker = DriftChecker()                      # loads the bundled MiniLM on first use
@@ -98,39 +95,12 @@ class DriftChecker:
                  sibling_min: float = 0.45, anchors: Sequence[str] = ANCHORS, historical_root: float = 0.4,
                  culture_anchors: Sequence[str] = CULTURE_ANCHORS, subject_min: float = 0.5,
                  domain_min: float = 0.6) -> None:
-        self._encode = encode
         self.root_margin, self.root_floor, self.floor_margin = root_margin, root_floor, floor_margin
         self.anchor_exclude, self.sibling_margin, self.sibling_min = anchor_exclude, sibling_margin, sibling_min
         self.historical_root, self.subject_min, self.domain_min = historical_root, subject_min, domain_min
         self.anchors = tuple(anchors)
         self._culture = np.array([a in set(culture_anchors) for a in self.anchors], dtype=bool)
-        self._cache: dict[str, np.ndarray] = {}
-
-    @classmethod
-    def shared(cls) -> DriftChecker:
-        """The process-wide checker on the bundled MiniLM with the default calibration: the embedder
-        loads and the anchors are embedded once per process, not once per tree."""
-        global _shared
-        with _shared_lock:
-            if _shared is None:
-                _shared = cls()
-            return _shared
-
-    def vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of `texts` (each distinct text embedded once per checker)."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing:
-            if self._encode is None:
-                from topictree_hf.embeddings import Embedder
-
-                self._encode = Embedder.load().encode
-            if len(self._cache) + len(missing) > _CACHE_LIMIT:  # a long-lived process: keep the anchors only
-                keep = (*self.anchors, HISTORY_PROBE)
-                self._cache = {a: self._cache[a] for a in keep if a in self._cache}
-                missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-            for text, vec in zip(missing, self._encode(missing), strict=True):
-                self._cache[text] = np.asarray(vec, dtype=np.float32)
-        return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 0), np.float32)
+        self._vectors = VectorCache(encode, (*self.anchors, HISTORY_PROBE))
 
     def score_level(self, items: Sequence[tuple[str, Sequence[str], Sequence[str]]]) -> list[DriftScore]:
         """Score every (child, path root..parent, parent's siblings) of one level; one embedding

@@ -2,8 +2,10 @@
 
 `topic_tree.json` is the tree's file format (what `build` copies into the dataset folder):
 {"format": "topictree-hf/tree", "version": 1, "root": ..., "nodes": [{id, parent, depth, topic}],
- "failures": [{node, path, reason}], "stats": {...}}; `stats.hygiene` ({reason: count} of topics the
-builder re-asked for tree hygiene) is absent in files written before it and reads as {}.
+ "failures": [{node, path, reason}], "pruned": [{node, path, reason}], "stats": {...}}; `stats.hygiene`
+({reason: count} of topics the builder re-asked for tree hygiene) is absent in files written before it
+and reads as {}. `pruned` lists the branches the builder removed because they stopped above the depth
+asked (issue 22; `tree.ragged: false`); it is absent in older files and reads as [].
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class Failure:
     reason: str
 
 
+@dataclass(slots=True)
+class Pruned:
+    """A node the builder removed: it would have been a leaf above the depth asked."""
+
+    node: str
+    path: list[str]
+    reason: str
+
+
 @dataclass
 class TopicTree:
     root: str
@@ -51,6 +62,8 @@ class TopicTree:
     engine_calls: int = 0
     # topics the builder's hygiene rejected (and re-asked), by reason: "duplicate in tree", "drift", ...
     hygiene: dict[str, int] = field(default_factory=dict)
+    # branches removed because they stopped above the depth asked (`tree.ragged: false`)
+    pruned: list[Pruned] = field(default_factory=list)
 
     @classmethod
     def new(cls, root: str) -> TopicTree:
@@ -74,6 +87,34 @@ class TopicTree:
         self.children[nid] = []
         self.children[parent].append(nid)
         return node
+
+    def prune(self, nid: str, reason: str) -> str | None:
+        """Remove the leaf `nid` (recorded in `pruned`, its failure dropped); returns its parent's id.
+        The root is never removed; one left without children is recorded as a failure."""
+        node = self.nodes[nid]
+        if node.parent is None:
+            raise ValueError("the root cannot be pruned")
+        if self.children[nid]:
+            raise ValueError(f"only a leaf can be pruned, not {' > '.join(self.path(nid))}")
+        self.pruned.append(Pruned(nid, self.path(nid), reason))
+        self.children[node.parent].remove(nid)
+        del self.nodes[nid], self.children[nid]
+        self.failures = [f for f in self.failures if f.node != nid]
+        root = node.parent == self.root_id
+        if root and not self.children[node.parent] and not any(f.node == node.parent for f in self.failures):
+            self.failures.append(Failure(node.parent, [self.root], "every child pruned"))  # the root stays: say why
+        return node.parent
+
+    def prune_up(self, nid: str, reason: str) -> list[Pruned]:
+        """Prune the leaf `nid`, then each parent that this leaves without children (up to, never
+        including, the root): a parent emptied so would be a leaf above the depth of its level."""
+        done: list[Pruned] = []
+        cur: str | None = nid
+        while cur is not None and self.nodes[cur].parent is not None and not self.children[cur]:
+            cur = self.prune(cur, reason)
+            done.append(self.pruned[-1])
+            reason = "every child pruned"
+        return done
 
     def path(self, nid: str) -> list[str]:
         out: list[str] = []
@@ -111,6 +152,7 @@ class TopicTree:
             "nodes_per_level": [per_level.get(d, 0) for d in range(self.depth + 1)],
             "effective_branching": round(branching, 3),
             "failures": len(self.failures),
+            "pruned": len(self.pruned),
             "reasks": self.reasks,
             "engine_calls": self.engine_calls,
             "hygiene": dict(sorted(self.hygiene.items())),
@@ -123,6 +165,7 @@ class TopicTree:
             "root": self.root,
             "nodes": [asdict(n) for n in self.nodes.values()],
             "failures": [asdict(f) for f in self.failures],
+            "pruned": [asdict(p) for p in self.pruned],
             "stats": self.stats(),
         }
 
@@ -141,6 +184,7 @@ class TopicTree:
                 if node.id != raw["id"]:
                     raise KeyError(f"id of {raw['topic']}")
             tree.failures = [Failure(**f) for f in data.get("failures", [])]
+            tree.pruned = [Pruned(**p) for p in data.get("pruned", [])]  # absent before issue 22
             stats = data.get("stats", {})
             tree.reasks, tree.engine_calls = int(stats.get("reasks", 0)), int(stats.get("engine_calls", 0))
             tree.hygiene = {str(k): int(v) for k, v in stats.get("hygiene", {}).items()}  # absent before issue 15
