@@ -155,6 +155,8 @@ CASES = [
     Case("every server of a fleet unreachable", "environment",
          ["tree", "--backend", "openai", "--base-url", "http://127.0.0.1:9/v1,http://127.0.0.1:10/v1",
           "--run-dir", "{tmp}/r"], "127.0.0.1:10"),
+    Case("a leaf plan on the Ray runner", "flags", ["run", "--runner", "ray", "--plan", "--run-dir", "{tmp}/r"],
+         "generation.plan runs on the local runner only"),
     Case("Ray cluster unreachable", "environment",
          ["run", "--runner", "ray", "--ray-address", "127.0.0.1:9", "--run-dir", "{tmp}/r"], "127.0.0.1:9"),
 ]

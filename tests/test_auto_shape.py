@@ -3,9 +3,13 @@ generation.target_per_leaf samples a leaf, deeper rather than wider past MAX_LIS
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from topictree_hf.cli import build_parser, cmd_generate
 from topictree_hf.config import MAX_LISTED, Config, auto_shape, load_config
+from topictree_hf.rundir import RunDir
 
 
 @pytest.mark.parametrize(("samples", "shape"), [(18, (1, 5)), (54, (2, 4)), (200, (3, 4)), (400, (3, 5)),
@@ -54,3 +58,16 @@ def test_the_target_moves_the_shape_and_a_rerun_of_the_resolved_config_keeps_it(
     assert (config.tree.depth, config.tree.degree) == (4, 4), "200 leaves: 6 a call at depth 3 is too many"
     again = Config.model_validate(config.model_dump())
     assert (again.tree.depth, again.tree.degree) == (config.tree.depth, config.tree.degree)
+
+
+def test_generate_on_a_run_dir_keeps_its_tree_shape(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`topictree generate --samples N` on an existing run dir: the tree is there, its shape is the run
+    dir's (not one chosen from the new count, which would be refused as a changed config)."""
+    run = RunDir(tmp_path / "run")
+    run.prepare(Config(tree={"depth": 2, "degree": 3}, generation={"num_samples": 18}))
+    seen: list[tuple[int, int, str | None]] = []
+    monkeypatch.setattr(cmd_generate.pipeline, "run_generate",
+                        lambda config, *a, **k: seen.append((config.tree.depth, config.tree.degree, config.shape_note)))
+    args = build_parser().parse_args(["generate", "--samples", "400", "--run-dir", str(run.path)])
+    assert cmd_generate.run_generate(args) == 0
+    assert seen == [(2, 3, None)]

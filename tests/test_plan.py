@@ -208,3 +208,11 @@ def test_planner_reads_its_journal_and_skips_tried_slots(tmp_path: Path) -> None
     again = Planner(engine, config().generation, tree, journal, encode=fake_encode)
     assert again.plan([(leaf.id, path, [0, 1, 2])]) == 0 and engine.num_calls == 1
     assert [again.item(leaf.id, i) for i in range(3)] == [first.item(leaf.id, i) for i in range(3)]
+
+
+def test_the_ray_runner_refuses_a_plan_in_one_line_before_any_cluster() -> None:
+    from topictree_hf.errors import ConfigError
+    from topictree_hf.runners.open import RunnerChoice, open_where
+
+    with pytest.raises(ConfigError, match="generation.plan runs on the local runner only"):
+        open_where(config(), RunnerChoice("ray"))

@@ -320,6 +320,12 @@ class Config(_Model):
         """Why the tree has the shape it has, when it was chosen from the sample count (else None)."""
         return self._shape_note
 
+    def with_shape(self, depth: int, degree: int) -> Config:
+        """This config with the tree's shape given (a shape chosen from the count, and its note, dropped)."""
+        copy = self.model_copy(update={"tree": self.tree.model_copy(update={"depth": depth, "degree": degree})})
+        copy._shape_note = None
+        return copy
+
     @model_validator(mode="after")
     def _tree_not_too_big(self) -> Config:
         if self.tree.degree**self.tree.depth > MAX_LEAVES and not self.tree.force:

@@ -54,6 +54,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_generate(args: argparse.Namespace) -> int:
     config = config_from_args(args)
+    if config.shape_note:  # the tree exists already: its shape is the run dir's, not one chosen from the count
+        saved = (RunDir(config.run_dir).read_saved_config() or {}).get("tree") or {}
+        if isinstance(saved.get("depth"), int) and isinstance(saved.get("degree"), int):
+            config = config.with_shape(saved["depth"], saved["degree"])
     pipeline.run_generate(config, RunDir(config.run_dir), runner_of(args), CliWatcher(config.shape_note),
                           force=args.force)
     return 0
