@@ -164,12 +164,11 @@ class Planner:
             if not open_slots:
                 break
             open_slots = self._round(open_slots, rejected, attempt)
-        given_up = [{"leaf_id": lid, "index": s.index, "item": None} for lid, (_, slots) in open_slots.items()
-                    for s in slots]
-        for record in given_up:
-            self.slots[(record["leaf_id"], record["index"])] = None
+        given_up = [(lid, s.index) for lid, (_, slots) in open_slots.items() for s in slots]
+        for key in given_up:
+            self.slots[key] = None
         self.counts.given_up += len(given_up)
-        self._write(given_up)
+        self._write([{"leaf_id": lid, "index": index, "item": None} for lid, index in given_up])
         return total
 
     def _slot(self, leaf_id: str, path: tuple[str, ...], index: int) -> Slot:
