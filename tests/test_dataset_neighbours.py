@@ -24,12 +24,12 @@ from topictree_hf.dataset.neighbours import (
     SEMANTIC_THRESHOLD,
     EmbeddingCache,
     nearest,
-    row_text,
     text_digest,
 )
 from topictree_hf.dataset.split import TEST, SplitPlan
 from topictree_hf.embeddings import Embedder
 from topictree_hf.eval import EvalSettings, sample_text
+from topictree_hf.records import turns_text
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import TopicTree
 
@@ -164,4 +164,4 @@ def test_the_same_threshold_cut_and_text_as_eval() -> None:
     record = {"id": "a", "messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "q"},
                                       {"role": "assistant", "content": ""}, {"role": "user", "content": "q2"},
                                       {"role": "assistant", "content": "a2"}]}
-    assert row_text(record["messages"]) == sample_text(record) == "q\nq2\na2"
+    assert turns_text(record["messages"]) == sample_text(record) == "q\nq2\na2"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from concept_vectors import concept_vectors as concepts_of
 from fake_engine import FakeEngine, request_kind
 from fake_model import topic_path
 
@@ -143,12 +144,7 @@ _CONCEPTS = {
 
 
 def concept_vectors(texts: Sequence[str]) -> np.ndarray:
-    out = np.zeros((len(texts), len(_CONCEPTS) + 1), dtype=np.float32)
-    for row, text in enumerate(texts):
-        low = text.lower()
-        out[row, :-1] = [float(any(s in low for s in stems)) for stems in _CONCEPTS.values()]
-        out[row, -1] = 0.3
-    return out
+    return concepts_of(_CONCEPTS, texts)
 
 
 def unit(vectors: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from concept_vectors import concept_vectors
 from fake_engine import FakeEngine
 from fake_model import topic_path
 
@@ -75,11 +76,7 @@ _CONCEPTS = {
 
 
 def concept_encode(texts: Sequence[str]) -> np.ndarray:
-    out = np.zeros((len(texts), len(_CONCEPTS) + 1), dtype=np.float32)
-    for row, text in enumerate(texts):
-        low = text.lower()
-        out[row, :-1] = [float(any(s in low for s in stems)) for stems in _CONCEPTS.values()]
-        out[row, -1] = 0.3
+    out = concept_vectors(_CONCEPTS, texts)
     return out / np.linalg.norm(out, axis=1, keepdims=True)
 
 

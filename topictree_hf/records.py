@@ -19,6 +19,7 @@ without a suffix; `id` is made by `sample_id` only.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -181,6 +182,13 @@ class Failure:
 
 def messages_text(messages: list[dict[str, str]]) -> str:
     return "\n".join(m["content"] for m in messages if m["role"] != "system")
+
+
+def turns_text(messages: Sequence[dict[str, Any]], roles: Sequence[str] = ("user", "assistant")) -> str:
+    """The text eval measures (and the build's neighbour columns embed): the non-empty turns of `roles`,
+    one per line; tolerant of a missing or null content."""
+    parts = [str(m.get("content") or "") for m in messages if m.get("role") in roles]
+    return "\n".join(p for p in parts if p)
 
 
 def row_columns() -> list[tuple[str, str, str, str]]:

@@ -34,14 +34,14 @@ from datasets.builder import Key
 from topictree_hf import faults
 from topictree_hf.dataset.extsort import RunSpiller, merge_unique, read_run
 from topictree_hf.dataset.features import FEATURES, PreEncodedFeatures
-from topictree_hf.dataset.neighbours import EMPTY, Neighbours, find_neighbours, row_text
+from topictree_hf.dataset.neighbours import EMPTY, Neighbours, find_neighbours
 from topictree_hf.dataset.source import load_run
 from topictree_hf.dataset.split import SplitPlan
 from topictree_hf.dataset.stats import BuildStats
 from topictree_hf.errors import RunDirError
 from topictree_hf.journal import read_jsonl
 from topictree_hf.progress import progress_bar
-from topictree_hf.records import RecordError, Sample
+from topictree_hf.records import RecordError, Sample, turns_text
 from topictree_hf.rundir import RunDir
 from topictree_hf.tree.model import node_id
 
@@ -152,7 +152,7 @@ def spilled_texts(runs: dict[str, list[Path]]) -> Iterator[tuple[str, str, str]]
     for split, paths in runs.items():
         for path in sorted(paths):
             for key, payload in read_run(path):
-                yield split, key, row_text(json.loads(payload)["messages"])
+                yield split, key, turns_text(json.loads(payload)["messages"])
 
 
 def _no_rows_error(run: RunDir, stats: BuildStats) -> RunDirError:

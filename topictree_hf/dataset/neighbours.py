@@ -36,12 +36,6 @@ COLUMNS = (("nn_similarity", "float64", "float64", DOC_SIMILARITY), ("repeat_cou
 EMPTY = {"nn_similarity": None, "repeat_count": None}  # a build that skipped the search
 
 
-def row_text(messages: Sequence[dict[str, Any]]) -> str:
-    """The text of a row as eval measures it (`eval.text.sample_text`, turns="all")."""
-    parts = [str(m.get("content") or "") for m in messages if m.get("role") in ("user", "assistant")]
-    return "\n".join(p for p in parts if p)
-
-
 def text_digest(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest()
 

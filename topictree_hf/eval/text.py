@@ -21,6 +21,7 @@ import numpy as np
 
 from topictree_hf.dedup.text import word_hash, words
 from topictree_hf.errors import InputFileError
+from topictree_hf.records import turns_text
 
 __all__ = ["Corpus", "Turns", "equal_size", "fixed_sample", "in_id_order", "messages_of", "sample_text", "word_hash",
            "words"]
@@ -43,9 +44,7 @@ def messages_of(record: dict[str, Any]) -> list[dict[str, Any]]:
 
 def sample_text(record: dict[str, Any], turns: Turns = "all") -> str:
     """The measured text of one sample record (see the module docstring)."""
-    keep = ("assistant",) if turns == "assistant" else ("user", "assistant")
-    parts = [str(m.get("content") or "") for m in messages_of(record) if m.get("role") in keep]
-    return "\n".join(p for p in parts if p)
+    return turns_text(messages_of(record), ("assistant",) if turns == "assistant" else ("user", "assistant"))
 
 
 @dataclass

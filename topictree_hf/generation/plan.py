@@ -24,9 +24,8 @@ more items when a leaf runs short and its next top-up index has none (`plan` aga
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ import numpy as np
 
 from topictree_hf import faults
 from topictree_hf.config import GenerationConfig
+from topictree_hf.dedup.semantic import BranchVectors
+from topictree_hf.dedup.text import normalize_text
 from topictree_hf.engines.base import Engine
 from topictree_hf.generation.allocate import leaf_task
 from topictree_hf.generation.plan_prompts import (
@@ -46,16 +47,16 @@ from topictree_hf.generation.plan_prompts import (
     plan_messages,
     plan_request,
 )
-from topictree_hf.generation.prompts import seed_of
+from topictree_hf.generation.prompts import NAIVE_ANGLE, seed_of
 from topictree_hf.journal import Journal, read_jsonl
 from topictree_hf.tree.model import TopicTree
+from topictree_hf.tree.vectors import Encode, VectorCache
 
 SIMILAR = 0.86  # cosine at which two planned items ask the same thing (questions on one leaf sit at 0.5-0.8)
 SIBLING_MARGIN = 0.05
 SPARES = 2  # items asked beyond the slots: a slot whose item is rejected takes a spare instead of a re-ask
 SHORT, SHOWN_NEAR = 5, 8  # under SHORT items of its own, a leaf's request shows SHOWN_NEAR of its siblings' items
 REASKS = 2  # re-ask rounds before a slot is given up (1 for a top-up's plan: the stream waits for it)
-Encode = Callable[[Sequence[str]], Any]
 Need = tuple[str, tuple[str, ...], list[int]]  # leaf id, path, the sample indices that need an item
 Open = dict[str, tuple[tuple[str, ...], list[Slot]]]  # leaf id -> (path, the slots still without an item)
 
@@ -65,10 +66,6 @@ def default_encode() -> Encode:
     from topictree_hf.embeddings import Embedder
 
     return Embedder.load().encode
-
-
-def item_key(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 @dataclass
@@ -84,33 +81,6 @@ class PlanCounts:
     rejected: Counter[str] = field(default_factory=Counter)
 
 
-class _Index:
-    """Every item planned in the run: normalised words and unit vectors (grown in place)."""
-
-    def __init__(self) -> None:
-        self.keys: set[str] = set()
-        self.texts: list[str] = []
-        self._vecs = np.zeros((0, 0), dtype=np.float32)
-
-    def nearest(self, vec: np.ndarray) -> tuple[float, str]:
-        if not self.texts:
-            return 0.0, ""
-        sims = self._vecs[: len(self.texts)] @ vec
-        best = int(np.argmax(sims))
-        return float(sims[best]), self.texts[best]
-
-    def add(self, text: str, vec: np.ndarray) -> None:
-        n = len(self.texts)
-        if n >= len(self._vecs):
-            grown = np.zeros((max(64, 2 * n), vec.shape[0]), dtype=np.float32)
-            if n:
-                grown[:n] = self._vecs[:n]
-            self._vecs = grown
-        self._vecs[n] = vec
-        self.texts.append(text)
-        self.keys.add(item_key(text))
-
-
 class Planner:
     """The plan of one run dir (see the module docstring): `item(leaf_id, index)` is a sample's planned
     item, `tried` says whether a slot was planned (or given up), `plan(needs)` plans what is missing."""
@@ -118,35 +88,35 @@ class Planner:
     def __init__(self, engine: Engine, gen: GenerationConfig, tree: TopicTree, journal: Path,
                  encode: Encode | None = None) -> None:
         self.engine, self.gen, self.tree, self.journal = engine, gen, tree, journal
-        self._encode = encode
-        self.slots: dict[tuple[str, int], str | None] = {}
+        # every text the checks compare (items, leaf topics) embedded once; the bundled MiniLM by default
+        self._embed = VectorCache(encode or (lambda texts: default_encode()(texts)))
+        self.slots: dict[str, dict[int, str | None]] = {}  # leaf id -> sample index -> item (None: given up)
         self.counts = PlanCounts()
-        self._index = _Index()
-        self._paths: dict[str, np.ndarray] = {}  # topic -> vector
-        self._vecs: dict[str, np.ndarray] = {}  # this round's items -> vector, until accepted
+        self._keys: set[str] = set()  # the normalised words of every item planned in the run
+        self._planned = BranchVectors()  # ... and their vectors, labelled with the item
         for r in read_jsonl(journal):
-            if not isinstance(r.get("leaf_id"), str) or not isinstance(r.get("index"), int):
-                continue
-            item = r.get("item") if isinstance(r.get("item"), str) else None
-            self.slots.setdefault((r["leaf_id"], r["index"]), item)
-        kept = [t for t in self.slots.values() if t]
-        if kept:
-            for text, vec in zip(kept, self._vectors(kept), strict=True):
-                self._index.add(text, vec)
+            if isinstance(r.get("leaf_id"), str) and isinstance(r.get("index"), int):
+                item = r.get("item") if isinstance(r.get("item"), str) else None
+                self.slots.setdefault(r["leaf_id"], {}).setdefault(r["index"], item)
+        kept = [t for leaf in self.slots.values() for t in leaf.values() if t]
+        for text, vec in zip(kept, self._embed(kept), strict=True):
+            self._remember(text, vec)
 
     def item(self, leaf_id: str, index: int) -> str | None:
-        return self.slots.get((leaf_id, index))
+        return self.slots.get(leaf_id, {}).get(index)
 
     def tried(self, leaf_id: str, index: int) -> bool:
-        return (leaf_id, index) in self.slots
+        return index in self.slots.get(leaf_id, {})
 
     def leaf_items(self, leaf_id: str) -> list[str]:
-        return [t for (lid, _), t in sorted(self.slots.items()) if lid == leaf_id and t]
+        return [t for _, t in sorted(self.slots.get(leaf_id, {}).items()) if t]
 
-    def _vectors(self, texts: Sequence[str]) -> np.ndarray:
-        if self._encode is None:
-            self._encode = default_encode()
-        return np.asarray(self._encode(list(texts)), dtype=np.float32).reshape(len(texts), -1)
+    def _remember(self, text: str, vec: np.ndarray) -> None:
+        self._keys.add(normalize_text(text))
+        self._planned.add(vec, label=text)
+
+    def _set(self, leaf_id: str, index: int, item: str | None) -> None:
+        self.slots.setdefault(leaf_id, {})[index] = item
 
     # -- planning ---------------------------------------------------------------------------------
 
@@ -165,15 +135,15 @@ class Planner:
                 break
             open_slots = self._round(open_slots, rejected, attempt)
         given_up = [(lid, s.index) for lid, (_, slots) in open_slots.items() for s in slots]
-        for key in given_up:
-            self.slots[key] = None
+        for lid, index in given_up:
+            self._set(lid, index, None)
         self.counts.given_up += len(given_up)
         self._write([{"leaf_id": lid, "index": index, "item": None} for lid, index in given_up])
         return total
 
     def _slot(self, leaf_id: str, path: tuple[str, ...], index: int) -> Slot:
         task = leaf_task(self.gen, leaf_id, path, index)
-        return Slot(index, task.format, task.angle if self.gen.angles else "any aspect of the topic")
+        return Slot(index, task.format, task.angle if self.gen.angles else NAIVE_ANGLE)
 
     def _round(self, open_slots: Open, rejected: dict[str, list[tuple[str, str]]], attempt: int) -> Open:
         """One engine call: every open slot's leaf asked for its slots plus SPARES more items; the valid
@@ -211,30 +181,30 @@ class Planner:
                 if text is None:
                     still.setdefault(leaf_id, (path, []))[1].append(slot)
                     continue
-                self.slots[(leaf_id, slot.index)] = text
+                self._set(leaf_id, slot.index, text)
                 self.counts.items += 1
                 accepted.append({"leaf_id": leaf_id, "index": slot.index, "item": text})
         self._write(accepted)
         return still
 
     def _prepare(self, texts: list[str], leaves: list[str]) -> None:
-        """Embed a round's items and the topics their checks compare with, in one call each."""
-        topics = {t for leaf_id in leaves if leaf_id in self.tree.nodes
-                  for t in [self.tree.nodes[leaf_id].topic, *self._siblings(leaf_id)]}
-        self._prime(sorted(topics))
-        texts = [t for t in dict.fromkeys(texts) if t not in self._vecs and self._word_check(t) is None]
-        if texts:
-            self._vecs.update(zip(texts, self._vectors(texts), strict=True))
+        """Embed a round's items and the topics their checks compare with, in one call."""
+        topics = [t for leaf_id in leaves if leaf_id in self.tree.nodes
+                  for t in [self.tree.nodes[leaf_id].topic, *self._siblings(leaf_id)]]
+        self._embed([*dict.fromkeys(topics), *(t for t in dict.fromkeys(texts) if self._word_check(t) is None)])
 
     def _accept(self, leaf_id: str, text: str, rejected: dict[str, list[tuple[str, str]]]) -> str | None:
         """`text` when it passes every check (it is then in the run's index), else None (reason noted)."""
         if not text:
             self.counts.rejected["missing"] += 1
             return None
-        why = self._word_check(text) or self._placement(leaf_id, text, self._vecs[text])
+        why = self._word_check(text)
         if why is None:
-            self._index.add(text, self._vecs.pop(text))
-            return text
+            vec = self._embed([text])[0]
+            why = self._placement(leaf_id, vec)
+            if why is None:
+                self._remember(text, vec)
+                return text
         self.counts.rejected[why.split(":")[0]] += 1
         rejected[leaf_id].append((text, why))
         return None
@@ -246,43 +216,35 @@ class Planner:
             return "too long"
         if " | " in text or text.count("?") > 1:  # the "already planned" list echoed, or two items in one
             return "several items in one"
-        if item_key(text) in self._index.keys:
+        if normalize_text(text) in self._keys:
             return "already planned"
         return None
 
-    def _placement(self, leaf_id: str, text: str, vec: np.ndarray) -> str | None:
-        sim, other = self._index.nearest(vec)
-        if sim >= SIMILAR:
-            return f"near-synonym: of \"{other[:80]}\""
+    def _placement(self, leaf_id: str, vec: np.ndarray) -> str | None:
+        nearest = self._planned.nearest(vec)
+        if nearest is not None and nearest[0] >= SIMILAR:
+            return f"near-synonym: of \"{nearest[1][:80]}\""
         siblings = self._siblings(leaf_id)
         if siblings:  # the topics alone: a shared path prefix would make every sibling look alike
-            own = float(self._topic_vec(self.tree.nodes[leaf_id].topic) @ vec)
-            best, sibling = max((float(self._topic_vec(s) @ vec), s) for s in siblings)
+            own = float(self._embed([self.tree.nodes[leaf_id].topic])[0] @ vec)
+            best, sibling = max((float(s_vec @ vec), s) for s, s_vec in zip(siblings, self._embed(siblings),
+                                                                             strict=True))
             if best > own + SIBLING_MARGIN:
                 return f"sibling topic: belongs to \"{sibling}\""
         return None
 
-    def _prime(self, topics: Sequence[str]) -> None:
-        missing = [t for t in topics if t not in self._paths]
-        if missing:
-            self._paths.update(zip(missing, self._vectors(missing), strict=True))
-
-    def _topic_vec(self, topic: str) -> np.ndarray:
-        self._prime([topic])
-        return self._paths[topic]
+    def _sibling_ids(self, leaf_id: str) -> list[str]:
+        node = self.tree.nodes.get(leaf_id)
+        if node is None or node.parent is None:
+            return []
+        return [c for c in self.tree.children[node.parent] if c != leaf_id]
 
     def _sibling_items(self, leaf_id: str) -> list[str]:
         """Items the sibling leaves planned already (shown while this leaf's own list is short)."""
-        node = self.tree.nodes.get(leaf_id)
-        if node is None or node.parent is None:
-            return []
-        return [t for c in self.tree.children[node.parent] if c != leaf_id for t in self.leaf_items(c)][:SHOWN_NEAR]
+        return [t for c in self._sibling_ids(leaf_id) for t in self.leaf_items(c)][:SHOWN_NEAR]
 
     def _siblings(self, leaf_id: str) -> list[str]:
-        node = self.tree.nodes.get(leaf_id)
-        if node is None or node.parent is None:
-            return []
-        return [self.tree.nodes[c].topic for c in self.tree.children[node.parent] if c != leaf_id]
+        return [self.tree.nodes[c].topic for c in self._sibling_ids(leaf_id)]
 
     def _write(self, records: list[dict[str, Any]]) -> None:
         if not records:

@@ -132,15 +132,14 @@ class TreeBuilder:
 
     def build(self, root: str, progress: LevelProgress | None = None) -> TopicTree:
         tree, start = self._replay_levels(root)
-        self._index = GlobalTopicIndex.from_topics((n.topic, " > ".join(tree.path(n.id))) for n in tree.nodes.values())
+        self._index = _topic_index(tree)
         for depth in range(start, self.config.depth):
             frontier = [n for n in tree.level(depth) if not tree.children[n.id] and not self._failed(tree, n)]
             if not frontier:
                 break
             record = self._expand_level(tree, frontier, progress)
             if record["pruned"]:  # a pruned topic is free again, as it is on a resume
-                self._index = GlobalTopicIndex.from_topics((n.topic, " > ".join(tree.path(n.id)))
-                                                           for n in tree.nodes.values())
+                self._index = _topic_index(tree)
             if self.journal is not None:
                 with Journal(self.journal) as j:
                     j.write_batch([record])
@@ -323,6 +322,11 @@ class TreeBuilder:
             _add_counts(tree.hygiene, record.get("hygiene") or {})  # absent in journals written before it
             levels += 1
         return tree, levels
+
+
+def _topic_index(tree: TopicTree) -> GlobalTopicIndex:
+    """Every topic of `tree` once, with where it sits: what a new topic may not repeat."""
+    return GlobalTopicIndex.from_topics((n.topic, " > ".join(tree.path(n.id))) for n in tree.nodes.values())
 
 
 def _add_counts(into: dict[str, int], counts: dict[str, int]) -> None:
