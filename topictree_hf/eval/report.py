@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from topictree_hf.dataset.neighbours import EMBED_MAX_TOKENS, SEMANTIC_THRESHOLD
 from topictree_hf.dedup.minhash import MinHasher, near_duplicate_flags
 from topictree_hf.errors import ConfigError, InputFileError
 from topictree_hf.eval import coverage, lexical, semantic
@@ -37,11 +36,11 @@ class EvalSettings:
     ngram: int = 5
     num_perm: int = 128
     bands: int | None = None  # None: from near_threshold (16 bands of 8 rows for 0.8)
-    semantic_threshold: float = SEMANTIC_THRESHOLD  # the build's repeat_count uses the same
+    semantic_threshold: float = 0.9
     on_path_threshold: float = ON_PATH_THRESHOLD
     self_bleu_sample: int = 500
     embed_sample: int = 2000
-    embed_max_tokens: int = EMBED_MAX_TOKENS  # ... and the same vectors (handed to the closing eval)
+    embed_max_tokens: int = 128
     seed: int = 0
 
     def __post_init__(self) -> None:
