@@ -128,8 +128,9 @@ def run_arms(config: Config, out: Path, arms: list[str]) -> dict[str, float]:
         for arm in arms:
             variant, mods = split_arm(arm)
             shared = tree_of(out, arm)
-            if shared is not None and not shared.exists():
-                raise SystemExit(f"arm {arm} needs the tree of arm {shared.parent.name}: run that arm first")
+            if shared is not None and not shared.exists():  # e.g. a second root run on fewer arms
+                print(f"{arm}: arm {shared.parent.name} was not run here, so {arm} grows its own tree", flush=True)
+                shared = None
             leaves = len(TopicTree.load(tree_file).leaves()) if tree_file.exists() else None
             start = time.perf_counter()
             run_dir = RunDir(out / arm)
@@ -150,7 +151,7 @@ def run_arms(config: Config, out: Path, arms: list[str]) -> dict[str, float]:
 def tree_of(out: Path, arm: str) -> Path | None:
     """The tree an arm shares (None: it builds its own): the tree arms (with or without +plan/+sem) use
     the tree of tree+angles, the +auto arms the tree of tree+angles+auto, so that within each group only
-    the arm's own change differs."""
+    the arm's own change differs. An arm whose tree owner was not run grows its own (run_arms)."""
     variant, mods = split_arm(arm)
     if variant == "flat" or variant.startswith("naive"):
         return out / "tree+angles" / "topic_tree.json" if variant == "flat" else None

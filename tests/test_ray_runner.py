@@ -25,7 +25,7 @@ from topictree_hf.config import SMOLLM2, Config, EngineConfig
 from topictree_hf.engines import auto
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress
 from topictree_hf.engines.registry import create_engine
-from topictree_hf.errors import EngineError, ModelNotFoundError
+from topictree_hf.errors import ConfigError, EngineError, ModelNotFoundError
 from topictree_hf.generation.allocate import allocate
 from topictree_hf.generation.generator import SampleGenerator
 from topictree_hf.journal import read_jsonl
@@ -36,10 +36,15 @@ from topictree_hf.runners.blocks import (
     block_paths,
     merge_failure_shards,
     process_block,
-    task_row,
-    tasks_from_columns,
 )
-from topictree_hf.runners.ray_cluster import holds_gpu, node_engine, sized_for
+from topictree_hf.runners.ray_cluster import (
+    check_feasible,
+    default_workers,
+    holds_gpu,
+    node_engine,
+    sized_for,
+    vllm_cpu_cores,
+)
 from topictree_hf.runners.ray_runner import RayOptions, RayRunner, actor_resources, worker_engine_config
 from topictree_hf.tree.model import TopicTree
 
@@ -125,13 +130,6 @@ def local_run(config: Config, tree: TopicTree, engine: Engine) -> RunDir:
 # ---------------------------------------------------------------- block journals, no Ray needed
 
 
-def test_task_rows_round_trip_through_columns() -> None:
-    tasks = list(allocate(flat_tree(3), make_config(Path("x"), 7).generation))
-    rows = [task_row(t) for t in tasks]
-    columns = {k: [r[k] for r in rows] for k in rows[0]}
-    assert tasks_from_columns(columns) == tasks
-
-
 def test_an_interrupted_block_is_finished_without_duplicates(tmp_path: Path) -> None:
     config = make_config(tmp_path / "run", 12)
     run_dir, tree = prepared(config), flat_tree(3)
@@ -172,19 +170,53 @@ def test_failure_shards_fold_into_failures_jsonl_once(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("failures-ray-*"))
 
 
+def test_a_node_that_does_not_see_the_run_dir_says_so_in_one_line(tmp_path: Path) -> None:
+    from topictree_hf.errors import RunDirError
+    from topictree_hf.runners.ray_pool import check_visible, mark_visible
+
+    run_dir = RunDir(tmp_path)  # as a node without the shared mount sees it: no marker from the driver
+    with pytest.raises(RunDirError, match=f"the run dir {tmp_path} is not visible on Ray node .*: put it on storage"):
+        check_visible(run_dir)
+    mark_visible(run_dir)
+    check_visible(run_dir)
+
+
+GPU_CLUSTER, CPU_CLUSTER = {"CPU": 16, "GPU": 8}, {"CPU": 16}
+
+
 def test_actor_resources_follow_ray_vllm_conventions() -> None:
     options = RayOptions()
-    assert actor_resources(EngineConfig(backend="transformers"), options) == {"num_cpus": 1.0, "num_gpus": 0}
+    assert actor_resources(EngineConfig(backend="transformers"), options, GPU_CLUSTER) == {"num_cpus": 1.0,
+                                                                                          "num_gpus": 0}
     one = EngineConfig(backend="vllm", model="/m")
-    assert actor_resources(one, options) == {"num_cpus": 1.0, "num_gpus": 1}
+    assert actor_resources(one, options, GPU_CLUSTER) == {"num_cpus": 1.0, "num_gpus": 1}
     assert worker_engine_config(one).options == {"distributed_executor_backend": "uni"}
     four = EngineConfig(backend="vllm", model="/m", tensor_parallel_size=4)
-    res = actor_resources(four, options)
+    res = actor_resources(four, options, GPU_CLUSTER)
     assert res["num_gpus"] == 0 and res["ray_remote_args_fn"].args == (4,)  # a placement group of 4 GPU bundles
     assert worker_engine_config(four).options == {"distributed_executor_backend": "ray"}
     mine = EngineConfig(backend="vllm", model="/m", options={"distributed_executor_backend": "mp"})
     assert worker_engine_config(mine).options == {"distributed_executor_backend": "mp"}
-    assert actor_resources(four, RayOptions(num_gpus=2, num_cpus=4)) == {"num_cpus": 4, "num_gpus": 2}
+    assert actor_resources(four, RayOptions(num_gpus=2, num_cpus=4), GPU_CLUSTER) == {"num_cpus": 4, "num_gpus": 2}
+
+
+def test_vllm_on_a_cluster_without_gpus_asks_for_cores_not_gpus() -> None:
+    """The vllm backend on CPU nodes (vllm-cpu): cores per actor, one actor per node by default; asking
+    for what no node has is one line, not an actor that waits forever (the hang of `--backend vllm`
+    on a CPU cluster, 2026-12-03)."""
+    vllm, options = EngineConfig(backend="vllm", model="/m"), RayOptions()
+    assert actor_resources(vllm, options, CPU_CLUSTER, cores=8) == {"num_cpus": 8, "num_gpus": 0}
+    assert not holds_gpu(vllm, options, CPU_CLUSTER) and holds_gpu(vllm, options, GPU_CLUSTER)
+    assert vllm_cpu_cores(node_cpus=2, total_cpus=2, workers=1) == 2
+    assert vllm_cpu_cores(node_cpus=2, total_cpus=2, workers=2) == 1
+    assert vllm_cpu_cores(node_cpus=16, total_cpus=64, workers=2) == 16, "never more than one node has"
+    assert default_workers(CPU_CLUSTER | {"CPU": 64}, vllm, options, blocks=10, nodes=4) == 4
+    assert default_workers(CPU_CLUSTER, vllm, RayOptions(workers=2), blocks=10) == 2
+    check_feasible({"num_cpus": 2, "num_gpus": 0}, {"CPU": 2}, node_cpus=2)
+    with pytest.raises(ConfigError, match="asks for 1 GPUs but the cluster has 0"):
+        check_feasible({"num_cpus": 1, "num_gpus": 1}, {"CPU": 2}, node_cpus=2)
+    with pytest.raises(ConfigError, match="asks for 4 CPUs but no node has more than 2"):
+        check_feasible({"num_cpus": 4, "num_gpus": 0}, {"CPU": 8}, node_cpus=2)
 
 
 def test_auto_asks_for_gpus_where_the_cluster_has_them_and_resolves_on_the_node(
@@ -192,14 +224,16 @@ def test_auto_asks_for_gpus_where_the_cluster_has_them_and_resolves_on_the_node(
     """`backend: auto` (the default) sizes actors as vLLM does on a GPU cluster, as transformers on a CPU
     one; each actor then resolves it where it runs, vLLM's executor option only when it chose vLLM."""
     default, options = EngineConfig(model="/m"), RayOptions()
-    on_gpus = sized_for(default, {"CPU": 16, "GPU": 2})
-    assert on_gpus.backend == "vllm" and actor_resources(on_gpus, options) == {"num_cpus": 1.0, "num_gpus": 1}
-    on_cpus = sized_for(default, {"CPU": 16})
-    assert on_cpus.backend == "transformers" and actor_resources(on_cpus, options) == {"num_cpus": 1.0, "num_gpus": 0}
+    gpus, cpus = {"CPU": 16, "GPU": 2}, {"CPU": 16}
+    on_gpus = sized_for(default, gpus)
+    assert on_gpus.backend == "vllm" and actor_resources(on_gpus, options, gpus) == {"num_cpus": 1.0, "num_gpus": 1}
+    on_cpus = sized_for(default, cpus)
+    assert on_cpus.backend == "transformers" and actor_resources(on_cpus, options, cpus) == {"num_cpus": 1.0,
+                                                                                             "num_gpus": 0}
     assert sized_for(default.model_copy(update={"tensor_parallel_size": 4}), {"GPU": 2}).backend == "transformers"
     assert sized_for(EngineConfig(backend="openai", base_url="http://h/v1"), {"GPU": 8}).backend == "openai"
-    assert holds_gpu(on_gpus, options) and not holds_gpu(on_cpus, options)
-    assert not holds_gpu(on_gpus, RayOptions(num_gpus=0)) and holds_gpu(on_cpus, RayOptions(num_gpus=1))
+    assert holds_gpu(on_gpus, options, gpus) and not holds_gpu(on_cpus, options, cpus)
+    assert not holds_gpu(on_gpus, RayOptions(num_gpus=0), gpus) and holds_gpu(on_cpus, RayOptions(num_gpus=1), cpus)
 
     monkeypatch.setattr(auto, "vllm_build", lambda: "gpu")  # a GPU node with the CUDA build
     config, choice = node_engine(default, gpu=True)
@@ -505,6 +539,49 @@ def test_cli_generate_on_ray(ray_cluster: Any, tmp_path: Path, capsys: pytest.Ca
     assert "Ray cluster: " in err and "loading " not in err, "the engines load on the workers"
     assert len(list(RunDir(run).iter_samples())) == 6 and list(run.glob("samples-ray-*.jsonl"))
     assert json.loads((run / "summary.json").read_text())["runner"] == "ray"
+
+
+def test_sigterm_on_a_ray_run_is_the_clis_one_line_and_exit_130(tmp_path: Path) -> None:
+    """`kill PID` on `topictree run --runner ray` ends as on the local runner: exit 130 and the CLI's
+    one line, not Ray's handler (exit 1, or its native stack dump); the Ray cluster the command
+    started goes with it (no process of it left), and what was journaled stays for the rerun."""
+    import subprocess
+    import time
+
+    import psutil
+    from test_openai_fleet import FakeServer
+
+    server = FakeServer(answer=fleet_answer, delay=0.3)
+    run = tmp_path / "run"
+    env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1", "RAY_USAGE_STATS_ENABLED": "0"}
+    proc = subprocess.Popen([sys.executable, "-m", "topictree_hf", "run", "--runner", "ray", "--workers", "1",
+                             "--backend", "openai", "--base-url", server.url, "--depth", "1", "--degree", "3",
+                             "--samples", "90", "--batch-size", "2", "--no-eval", "--run-dir", str(run)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    family: set[psutil.Process] = set()
+    try:
+        deadline = time.monotonic() + 240
+        while server.completions < 12 and proc.poll() is None and time.monotonic() < deadline:
+            family.update(psutil.Process(proc.pid).children(recursive=True))
+            time.sleep(0.2)
+        assert proc.poll() is None and server.completions >= 12, "the run reached its samples"
+        family.update(psutil.Process(proc.pid).children(recursive=True))
+        proc.terminate()
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.stop()
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "topictree run: interrupted; rerun the same command to resume"
+    assert "SIGTERM received" not in err and "Traceback" not in err, err[-2000:]
+    assert len(family) >= 3, "the command had started a Ray cluster (gcs, raylet, workers)"
+    deadline = time.monotonic() + 30
+    while (left := [p for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not left, f"left behind: {[' '.join(p.cmdline())[:80] for p in left]}"
+    assert (run / "topic_tree.json").exists(), "the tree is kept for the rerun"
 
 
 def test_workers_keep_the_users_usage_stats_choice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -109,7 +109,8 @@ def _quiet_libraries(args: object) -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     usage_stats_off()
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "huggingface_hub", "datasets", "accelerate", "vllm", "httpx"):
+    for noisy in ("transformers", "huggingface_hub", "datasets", "accelerate", "vllm", "httpx",
+                  "ray._private.authentication"):  # Ray's "token authentication is enabled" on every local start
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # huggingface_hub sets its own level when it loads

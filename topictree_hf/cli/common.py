@@ -28,6 +28,10 @@ def config_from_args(args: argparse.Namespace, generation: bool = True) -> Confi
     check_backend(config.engine.backend, path)
     if generation:
         check_generation(config.generation)
+    if getattr(args, "runner", None) == "ray" and config.generation.plan \
+            and "plan" not in config.generation.model_fields_set:  # the default, not the user's choice
+        config = config.model_copy(update={"generation": config.generation.model_copy(update={"plan": False})})
+        say("plan: off on the Ray runner (planning runs on the local runner only for now)")
     return config
 
 

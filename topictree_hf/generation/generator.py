@@ -55,9 +55,9 @@ def generate_pending(config: Config, run_dir: RunDir, tree: TopicTree, execute: 
     failed) is skipped, the rest goes to `execute(tasks, summary, progress)`, which merges its counts
     into `summary`. `tasks` is a `TaskPlan` (generation/topup.py): the pending allocation, then
     top-ups until the count asked for is delivered or the budget is spent. An executor that reports
-    outcomes to the plan gets the top-ups in its own stream; for one that does not (Ray), the top-ups
-    go out in rounds: after each `execute` the plan is rebuilt from the journals and the next round
-    executed. `progress` counts delivered samples (those from before first)."""
+    outcomes to the plan (the local stream, Ray's block pool) gets the top-ups in its own stream; for
+    one that does not, the top-ups go out in rounds: after each `execute` the plan is rebuilt from the
+    journals and the next round executed. `progress` counts delivered samples (those from before first)."""
     start = time.perf_counter()
     journaled = Journaled.read(run_dir)
     summary = Summary(asked=total_tasks(tree, config.generation), resumed=len(journaled.ids))

@@ -10,9 +10,9 @@ samples or the request budget is spent.
         the leaf's next sample index past its allotment (new id, angle and seed: allocate.leaf_task),
         leaves served round-robin in the order they fell short, so the per-leaf balance holds
 
-An executor that reports each task's outcome (`settled`, as `SampleGenerator.generate_tasks` does)
-gets its top-ups in the same stream, as soon as a leaf falls short. One that does not (the Ray runner
-runs blocks elsewhere) gets rounds: `generate_pending` rebuilds the plan from the journals after each
+An executor that reports each task's outcome (`settled`: `SampleGenerator.generate_tasks` per task,
+the Ray runner per finished block) gets its top-ups in the same stream, as soon as a leaf falls short.
+One that does not gets rounds: `generate_pending` rebuilds the plan from the journals after each
 `execute` and runs the top-ups of the next round, until nothing is short or the budget is spent.
 
 Deterministic whatever the timing, the runner or a crash in between: a leaf's index j is tried if and
@@ -205,6 +205,10 @@ class TaskPlan(Iterator[Task]):
         leaf.valid += kept
         self._requeue(leaf)
 
+    def count_retries(self, retries: int) -> None:
+        """Retries an executor made without asking `may_retry` (Ray's blocks retry inside the block)."""
+        self._retries += retries
+
     def may_retry(self, task: Task) -> bool:
         """An allocation task is always retried (up to max_retries); a top-up only within the budget.
         A retry allowed counts as sent from now on (it is queued), so several settled at once cannot
@@ -221,10 +225,14 @@ class TaskPlan(Iterator[Task]):
     @property
     def requests(self) -> int:
         """Generation requests of the run dir so far: the journaled ones, plus this plan's: the tasks
-        handed out and the retries allowed (queued ones included). An executor that retries without
-        asking (`may_retry`: Ray's blocks) pulls its whole share first, so its retries count from the
-        journals when the next round's plan is built."""
+        handed out and the retries allowed (queued ones included) or reported (`count_retries`: Ray's
+        blocks retry without asking, so a block's retries count once it is back)."""
         return self.base_requests + self._pulled + self._retries
+
+    @property
+    def queued(self) -> int:
+        """Allocation tasks not handed out yet."""
+        return len(self._pending)
 
     @property
     def handed_out(self) -> int:

@@ -17,10 +17,8 @@ run merges its stream's.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
 
 from topictree_hf.generation.allocate import Task
 from topictree_hf.generation.generator import SampleGenerator
@@ -31,20 +29,6 @@ from topictree_hf.rundir import Journaled, RunDir, journal_lines, read_samples
 
 SAMPLES_PREFIX = "samples-ray-"
 FAILURES_PREFIX = "failures-ray-"
-
-
-def task_row(task: Task) -> dict[str, Any]:
-    """A task as a flat row (Arrow-friendly: the path travels as JSON text)."""
-    return {"id": task.id, "leaf_id": task.leaf_id, "path": json.dumps(list(task.path), ensure_ascii=False),
-            "index": task.index, "format": task.format, "angle": task.angle}
-
-
-def tasks_from_columns(batch: dict[str, Sequence[Any]]) -> list[Task]:
-    """Tasks back from a columnar batch (dict of arrays or lists, as Ray Data hands them over)."""
-    cols = {k: list(v.tolist() if hasattr(v, "tolist") else v) for k, v in batch.items()}
-    return [Task(str(i), str(leaf), tuple(json.loads(path)), int(index), str(fmt), str(angle))
-            for i, leaf, path, index, fmt, angle in zip(cols["id"], cols["leaf_id"], cols["path"], cols["index"],
-                                                         cols["format"], cols["angle"], strict=True)]
 
 
 def block_name(ids: Iterable[str]) -> str:

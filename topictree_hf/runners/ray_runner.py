@@ -7,11 +7,14 @@ journaled, what is pending, the counts and the summary) are `pipeline.tree_stage
 
     tree      the tree stage's work (O(depth) batched calls) inside one Ray task with the resources
               of one worker, so the driver needs no GPU; skipped when RUN_DIR/topic_tree.json exists.
-    samples   one row per pending allocation Task -> `ray.data.from_items` -> `map_batches` over a
-              fixed-size actor pool (`ActorPoolStrategy(size=workers)`), each actor holding one engine
-              and one SampleGenerator; each batch of `block_size` tasks is a block journaled in its
-              own shards (see runners/blocks.py), so a block that Ray retries after its actor died
-              finishes what is missing and duplicates nothing.
+    samples   a pool of `workers` actors (runners/ray_pool.py), each holding one engine and one
+              SampleGenerator for the whole stage (the engine starts once per actor). The driver pulls
+              the stage's tasks in blocks of `block_size`, keeps two blocks queued per actor, and
+              reports every finished block's outcomes to the stage's TaskPlan, so short leaves get their
+              top-ups from the same actors in the same stream, as on the local runner. Each block is
+              journaled in its own shards (runners/blocks.py): a block that Ray re-runs after its actor
+              died (the actor is restarted and the call retried) finishes what is missing and
+              duplicates nothing.
 
 Joining the cluster, what each actor asks for and how it resolves `backend: auto` on its node:
 runners/ray_cluster.py. What an actor chose is reported through the runner's `report` (the CLI prints it).
@@ -23,30 +26,31 @@ made at the same time on two actors can both be kept.
 
 from __future__ import annotations
 
-import inspect
-import json
 import logging
 import math
 import socket
 from collections.abc import Callable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from topictree_hf import errors
-from topictree_hf.config import Config
+from topictree_hf.config import Config, EngineConfig
 from topictree_hf.engines.auto import Choice
 from topictree_hf.engines.registry import create_engine
 from topictree_hf.errors import EngineError, TopicTreeError
 from topictree_hf.generation.allocate import Task
-from topictree_hf.generation.generator import Progress, SampleGenerator
+from topictree_hf.generation.generator import Progress
 from topictree_hf.generation.summary import Summary
+from topictree_hf.generation.topup import TaskPlan
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.base import Runner, TreeWork
-from topictree_hf.runners.blocks import merge_failure_shards, process_block, task_row, tasks_from_columns
+from topictree_hf.runners.blocks import merge_failure_shards
 from topictree_hf.runners.ray_cluster import (
     EngineFactory,
     RayOptions,
     actor_resources,
+    check_feasible,
     default_workers,
     first_line,
     holds_gpu,
@@ -54,9 +58,11 @@ from topictree_hf.runners.ray_cluster import (
     ray_session,
     require_ray,
     sized_for,
+    vllm_cpu_cores,
     worker_engine_config,
     worker_env,
 )
+from topictree_hf.runners.ray_pool import QUEUED, BlockResult, actor_pool, check_visible, mark_visible
 from topictree_hf.tree.builder import LevelProgress
 from topictree_hf.tree.model import TopicTree
 
@@ -72,7 +78,7 @@ ChoiceReport = Callable[[str, str, str, str], None]
 
 
 class RayRunner(Runner):
-    """The tree on one Ray worker, the samples on a Ray Data actor pool (see the module docstring).
+    """The tree on one Ray worker, the samples on a pool of actors (see the module docstring).
     Connect first (`ray_session`, or `ray.init`); otherwise Ray starts a local cluster itself.
     `report` hears, once per node and work, what `backend: auto` was resolved to there."""
 
@@ -89,14 +95,16 @@ class RayRunner(Runner):
         if run_dir.tree_file.exists():
             return TopicTree.load(run_dir.tree_file)
         ray = require_ray()
-        sized = sized_for(config.engine, _cluster_resources(ray))
-        resources = actor_resources(sized, self.options)
+        mark_visible(run_dir)
+        cluster = _cluster_resources(ray)
+        sized = sized_for(config.engine, cluster)
+        resources = _resources(ray, sized, self.options, cluster, workers=1)
         strategy = resources.pop("ray_remote_args_fn", lambda: {})()
         group = getattr(strategy.get("scheduling_strategy"), "placement_group", None)
         remote = ray.remote(max_calls=1)(_tree_task).options(**resources, **strategy)  # max_calls=1: GPU freed
         try:
             tree, node, choice = ray.get(remote.remote(work, config, str(run_dir.path), self.options.engine_factory,
-                                                       holds_gpu(sized, self.options)))
+                                                       holds_gpu(sized, self.options, cluster)))
         except ray.exceptions.RayError as exc:
             raise _as_topictree_error(exc, run_dir) from None
         finally:
@@ -109,14 +117,11 @@ class RayRunner(Runner):
 
     def generate(self, config: Config, run_dir: RunDir, tasks: Iterator[Task], summary: Summary,
                  progress: Progress | None = None) -> None:
-        """The pending tasks in blocks on the actor pool; every block's failure shard is folded into
-        failures.jsonl afterwards (also when the run fails: what finished is kept). Top-ups come as
-        further calls: `generate_pending` rebuilds its plan from the journals after each one and sends
-        the next round (each round starts a new actor pool, so each costs an engine start per actor)."""
-        rows = [task_row(t) for t in tasks]
+        """The pending tasks in blocks on one actor pool, top-ups included (see `_run_blocks`); every
+        block's failure shard is folded into failures.jsonl afterwards (also when the run fails: what
+        finished is kept)."""
         try:
-            if rows:
-                _run_blocks(require_ray(), config, run_dir, rows, self, summary, progress)
+            _run_blocks(require_ray(), config, run_dir, tasks, self, summary, progress)
         finally:
             merge_failure_shards(run_dir)
 
@@ -134,79 +139,81 @@ def _cluster_resources(ray: ModuleType) -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
+def _resources(ray: ModuleType, sized: EngineConfig, options: RayOptions, cluster: dict[str, float],
+               workers: int) -> dict[str, Any]:
+    """What each of `workers` actors asks for, checked against the cluster's nodes."""
+    node_cpus = max((float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
+    cores = vllm_cpu_cores(node_cpus, cluster.get("CPU", 1), workers)
+    resources = actor_resources(sized, options, cluster, cores=cores)
+    check_feasible(resources, cluster, node_cpus)
+    return resources
+
+
 def _tree_task(work: TreeWork, config: Config, path: str, engine_factory: EngineFactory | None,
                gpu: bool) -> tuple[TopicTree, str, Choice | None]:
     """The tree stage on a worker; returns the tree, this node's name and what `auto` became here."""
+    check_visible(RunDir(Path(path)))
     engine_config, choice = node_engine(config.engine, gpu)
     with (engine_factory or create_engine)(engine_config) as engine:
         return work(config, engine, RunDir(Path(path)), None), socket.gethostname(), choice
 
 
-def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, rows: list[dict[str, Any]], runner: RayRunner,
+def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, tasks: Iterator[Task], runner: RayRunner,
                 summary: Summary, progress: Progress | None) -> None:
+    """The stage's tasks in blocks on one actor pool: `QUEUED` blocks per actor at a time; each finished
+    block's outcomes go to the plan (when `tasks` is the stage's TaskPlan), whose top-ups for short
+    leaves are pulled into the next blocks, until nothing is in flight and the plan has nothing more."""
     options = runner.options
     block_size = options.block_size or 4 * config.engine.batch_size
-    blocks = math.ceil(len(rows) / block_size)
+    plan = tasks if isinstance(tasks, TaskPlan) else None
+    first = list(islice(tasks, block_size))
+    if not first:
+        return
     cluster = _cluster_resources(ray)
     sized = sized_for(config.engine, cluster)
-    workers = default_workers(cluster, sized, options, blocks)
-    supports_fn = "ray_remote_args_fn" in inspect.signature(ray.data.Dataset.map_batches).parameters
-    dataset = ray.data.from_items(rows, override_num_blocks=blocks)
-    results = dataset.map_batches(
-        SampleWorker,
-        fn_constructor_kwargs={"config": config, "run_path": str(run_dir.path),
-                               "engine_factory": options.engine_factory, "gpu": holds_gpu(sized, options)},
-        batch_size=block_size,
-        compute=ray.data.ActorPoolStrategy(size=workers),
-        **actor_resources(sized, options, supports_fn),
-    )
-    try:
-        for row in results.iter_rows():
-            if row["backend"]:
-                runner.chose("samples", row["node"], Choice(row["backend"], row["why"]))
-            if row["error_type"]:
-                raise _worker_error(row["error_type"], row["error"])
-            block = Summary.from_dict(json.loads(row["summary"]))
-            summary.merge(block)
-            if progress is not None:  # delivered samples, as the local runner counts them
-                progress(block.valid)
-    except ray.exceptions.RayError as exc:
-        raise _as_topictree_error(exc, run_dir) from None
-
-
-class SampleWorker:
-    """One Ray actor: one engine, one SampleGenerator; each call is one block, journaled on its own.
-
-    A TopicTreeError (model missing on this node, server down, ...) comes back as a result row, so the
-    driver re-raises it as the same one-line error instead of Ray's wrapped traceback. Each row also
-    says what `backend: auto` became on this actor's node (empty when the backend was named)."""
-
-    def __init__(self, config: Config, run_path: str, engine_factory: EngineFactory | None = None,
-                 gpu: bool = False) -> None:
-        self.error: TopicTreeError | None = None
-        self.run_dir = RunDir(Path(run_path))
-        engine_config, choice = node_engine(config.engine, gpu)
-        self.chosen = {"node": socket.gethostname(), "backend": choice.backend if choice else "",
-                       "why": choice.why if choice else ""}
+    pending = len(first) + (plan.queued if plan is not None else 0)
+    nodes = len([n for n in ray.nodes() if n.get("Alive")])
+    workers = default_workers(cluster, sized, options, math.ceil(pending / block_size), nodes)
+    resources = _resources(ray, sized, options, cluster, workers)
+    with actor_pool(ray, config, run_dir, workers, resources, options.engine_factory,
+                    holds_gpu(sized, options, cluster)) as actors:
+        in_flight: dict[Any, list[Task]] = {}
+        slots = [actor for actor in actors for _ in range(QUEUED)]
+        owner: dict[Any, Any] = {}
+        block: list[Task] | None = first
         try:
-            self.engine = (engine_factory or create_engine)(engine_config)
-            self.generator = SampleGenerator(self.engine, config, self.run_dir)
-            self.generator.remember(self.run_dir.iter_samples())  # what earlier runs kept, for the dedup
-        except TopicTreeError as exc:
-            self.error = exc
+            while True:
+                while slots and (block := block or list(islice(tasks, block_size))):
+                    actor = slots.pop(0)
+                    ref = actor.run.remote(block)
+                    in_flight[ref], owner[ref], block = block, actor, None
+                if not in_flight:
+                    break
+                (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+                done, actor = in_flight.pop(ref), owner.pop(ref)
+                slots.append(actor)
+                _settle(ray.get(ref), done, plan, runner, summary, progress)
+        except ray.exceptions.RayError as exc:
+            raise _as_topictree_error(exc, run_dir) from None
 
-    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
-        """One block; the result row carries its counts as `Summary.to_dict()` in JSON (one column,
-        whatever reasons the counters hold), or the error."""
-        row = {"block": "", "error_type": "", "error": "", "summary": "{}"} | self.chosen
-        try:
-            if self.error is not None:
-                raise self.error
-            name, summary = process_block(self.generator, self.run_dir, tasks_from_columns(batch))
-            row |= {"block": name, "summary": json.dumps(summary.to_dict())}
-        except TopicTreeError as exc:
-            row |= {"error_type": type(exc).__name__, "error": str(exc)}
-        return {key: [value] for key, value in row.items()}
+
+def _settle(result: BlockResult, tasks: list[Task], plan: TaskPlan | None, runner: RayRunner, summary: Summary,
+            progress: Progress | None) -> None:
+    """One finished block: its error re-raised as one line, else its counts merged and its outcomes
+    reported to the plan (a task neither kept nor failed counts as failed)."""
+    if result.backend:
+        runner.chose("samples", result.node, Choice(result.backend, result.why))
+    if result.error_type:
+        raise _worker_error(result.error_type, result.error)
+    block = Summary.from_dict(result.summary)
+    summary.merge(block)
+    if plan is not None:
+        kept = set(result.kept)
+        plan.count_retries(block.retried)
+        for task in tasks:
+            plan.settled(task, task.id in kept)
+    if progress is not None:  # delivered samples, as the local runner counts them
+        progress(block.valid)
 
 
 def _worker_error(kind: str, message: str) -> TopicTreeError:
