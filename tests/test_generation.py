@@ -79,7 +79,7 @@ def run_stage(gen: SampleGenerator, tree: TopicTree, progress: Progress | None =
 
 def generator(tmp_path: Path, responder, **gen) -> tuple[SampleGenerator, FakeEngine]:  # noqa: ANN001
     engine = FakeEngine(responder)
-    config = Config(generation={"num_samples": 18, **gen}, engine={"batch_size": 8})
+    config = Config(generation={"num_samples": 18, "plan": False, **gen}, engine={"batch_size": 8})
     return SampleGenerator(engine, config, RunDir(tmp_path)), engine
 
 

@@ -30,7 +30,7 @@ def append(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def config() -> Config:
-    return Config(generation={"num_samples": 9, "formats": ["qa"], "mode": "json", "max_retries": 0},
+    return Config(generation={"num_samples": 9, "formats": ["qa"], "mode": "json", "plan": False, "max_retries": 0},
                   engine={"batch_size": 4})
 
 

@@ -151,7 +151,7 @@ def test_a_slow_server_gets_fewer_requests(servers: Callable[..., FakeServer]) -
 def test_server_stopped_mid_run_moves_load_and_the_run_completes(servers: Callable[..., FakeServer],
                                                                  tmp_path: Path) -> None:
     a, b = servers(stop_after=10), servers()
-    config = Config(generation={"num_samples": 60, "formats": ["qa"], "dedup": "exact"},
+    config = Config(generation={"num_samples": 60, "formats": ["qa"], "dedup": "exact", "plan": False},
                     engine=fast([a.url, b.url]).model_dump(), output={"run_dir": str(tmp_path)})
     run_dir = RunDir(tmp_path)
     run_dir.prepare(config)

@@ -27,7 +27,8 @@ Responder = Callable[[ChatRequest], "str | Completion"]
 
 
 def config(**gen: object) -> Config:
-    return Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "text", **gen}, engine={"batch_size": 8})
+    return Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "text", "plan": False, **gen},
+                  engine={"batch_size": 8})
 
 
 def scored(judge: Callable[[str], tuple[int, str]]) -> Responder:
@@ -180,7 +181,7 @@ def test_a_judge_model_of_its_own_scores_in_groups_and_is_closed(tmp_path: Path,
 
     registry.register_backend("fake", lambda cfg: judge_engine if cfg.model == "judge-model" else None)
     main = FakeEngine(answer)
-    cfg = Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "text", "max_retries": 1,
+    cfg = Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "text", "plan": False, "max_retries": 1,
                              "topup_budget": 1.0, "judge": {"model": "judge-model"}},
                  engine={"backend": "fake", "batch_size": 8})
     run = RunDir(tmp_path)

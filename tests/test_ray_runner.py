@@ -103,7 +103,8 @@ def flat_tree(leaves: int) -> TopicTree:
 
 
 def make_config(run: Path, samples: int, **engine: Any) -> Config:
-    return Config(generation={"num_samples": samples, "formats": ["qa"], "dedup": "exact", "max_retries": 1},
+    return Config(generation={"num_samples": samples, "formats": ["qa"], "dedup": "exact", "max_retries": 1,
+                              "plan": False},
                   engine={"batch_size": 3} | engine, output={"run_dir": str(run)})
 
 
@@ -455,7 +456,8 @@ def bundled_tree() -> TopicTree:
 
 
 def bundled_config(run: Path) -> Config:
-    return Config(generation={"num_samples": 4, "formats": ["qa"], "max_tokens": 48, "max_retries": 0, "seed": 7},
+    return Config(generation={"num_samples": 4, "formats": ["qa"], "max_tokens": 48, "max_retries": 0, "seed": 7,
+                              "plan": False},  # the Ray runner does not plan: compared like for like
                   engine={"backend": "transformers", "model": SMOLLM2, "batch_size": 1}, output={"run_dir": str(run)})
 
 

@@ -41,7 +41,7 @@ def flat_tree() -> TopicTree:
 
 def config_for(run: Path, samples: int = 8) -> Config:
     return Config(generation={"num_samples": samples, "formats": ["qa"], "max_tokens": 160, "max_retries": 1,
-                              "seed": 7, "topup_budget": 8},
+                              "seed": 7, "topup_budget": 8, "plan": False},  # the Ray runner does not plan
                   engine={"backend": "vllm", "model": SMOLLM2, "batch_size": 4, "max_model_len": 2048},
                   output={"run_dir": str(run)})
 

@@ -47,7 +47,8 @@ def branch_of(request: ChatRequest) -> tuple[str, ...]:
 
 def semantic_generator(path: Path, embedder: Themes, **gen: Any) -> tuple[SampleGenerator, FakeEngine]:
     engine = FakeEngine(volcanic)
-    config = Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "json", "dedup": "semantic", **gen},
+    config = Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "json", "dedup": "semantic",
+                                "plan": False, **gen},
                     engine={"batch_size": 8})
     dedup = NearDeduper(config.generation.near_dup_threshold, config.generation.semantic_dup_threshold, embedder)
     return SampleGenerator(engine, config, RunDir(path), dedup=dedup), engine

@@ -26,6 +26,7 @@ def generate(engine: Engine, tree: TopicTree, run: Path, naive: bool) -> list[di
     # arms then have no near-duplicate, and there is nothing left to compare on that figure).
     config = Config(generation={"num_samples": N, "temperature": 0.2, "max_tokens": 128, "max_retries": 1,
                                 "formats": ["qa"], "dedup": "none", "angles": not naive, "rules": False,
+                                **({"plan": False} if naive else {}),  # the tree arm keeps the default (plans)
                                 "repetition_penalty": 1.0, "topup_budget": 1.0},
                     engine={"backend": "transformers", "model": SMOLLM2, "batch_size": N})
     generate_stage(config, engine, RunDir(run), tree)

@@ -65,7 +65,7 @@ class OutOfOrder(FakeEngine):
 
 
 def make_generator(tmp_path: Path, engine: FakeEngine, batch_size: int = 4, **gen: Any) -> SampleGenerator:
-    config = Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "json", **gen},
+    config = Config(generation={"num_samples": 18, "formats": ["qa"], "mode": "json", "plan": False, **gen},
                     engine={"batch_size": batch_size})
     return SampleGenerator(engine, config, RunDir(tmp_path))
 

@@ -28,8 +28,8 @@ JUNK = " I cannot help with that."
 
 
 def config(**gen: object) -> Config:
-    return Config(generation={"num_samples": 18, "formats": ["qa", "chat"], "mode": "text", "max_retries": 0,
-                              **gen}, engine={"batch_size": 8})
+    return Config(generation={"num_samples": 18, "formats": ["qa", "chat"], "mode": "text", "plan": False,
+                              "max_retries": 0, **gen}, engine={"batch_size": 8})
 
 
 def per_leaf(run: RunDir) -> Counter[str]:

@@ -104,7 +104,7 @@ class GenerationConfig(_Model):
     samples_per_leaf: GenKey[int | None] = Field(None, ge=1)
     target_per_leaf: TreeKey[float] = Field(4.0, ge=1.0, le=1000.0, description="samples per leaf the tree's shape "
                                             "is chosen for when the count is given without tree.depth/degree")
-    plan: GenKey[bool] = Field(False, description="plan each leaf's samples first: one call lists the distinct "
+    plan: GenKey[bool] = Field(True, description="plan each leaf's samples first: one call lists the distinct "
                                "things a leaf's samples ask, each planned item becomes one sample")
     temperature: GenKey[float] = Field(0.7, ge=0.0, le=2.0)
     top_p: GenKey[float] = Field(0.95, gt=0.0, le=1.0)

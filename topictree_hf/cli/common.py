@@ -31,7 +31,6 @@ def config_from_args(args: argparse.Namespace, generation: bool = True) -> Confi
     if getattr(args, "runner", None) == "ray" and config.generation.plan \
             and "plan" not in config.generation.model_fields_set:  # the default, not the user's choice
         config = config.model_copy(update={"generation": config.generation.model_copy(update={"plan": False})})
-        say("plan: off on the Ray runner (planning runs on the local runner only for now)")
     return config
 
 
@@ -142,7 +141,8 @@ class CliWatcher(Watcher):
     def ray_cluster(self, resources: Mapping[str, float], engine: EngineConfig) -> None:
         backend = "auto: each worker picks its own" if engine.backend == "auto" else engine.backend
         say(f"Ray cluster: {resources.get('CPU', 0):g} CPUs, {resources.get('GPU', 0):g} GPUs; the tree runs on "
-            f"a worker with {engine.model} ({backend}), samples on one actor per worker")
+            f"a worker with {engine.model} ({backend}), samples on one actor per worker (no leaf plans: they "
+            "run on the local runner only for now)")
 
     def backend_chosen(self, work: str, node: str, backend: str, why: str) -> None:
         say(f"Ray {work} on {node}: backend auto -> {backend} ({why})")
