@@ -595,3 +595,20 @@ def test_workers_keep_the_users_usage_stats_choice(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("VLLM_NO_USAGE_STATS", "0")  # the user opted in
     env = worker_env()
     assert env["VLLM_NO_USAGE_STATS"] == "0" and "DO_NOT_TRACK" not in env
+
+
+def test_the_cli_turns_the_default_plan_off_on_ray_but_keeps_an_explicit_one(tmp_path: Path) -> None:
+    """Planning runs on the local runner only: on `--runner ray` the default (plan on) becomes off
+    before the run dir's config is written; `--plan` stays, and the run then stops with one line."""
+    from topictree_hf.cli import build_parser
+    from topictree_hf.cli.common import config_from_args
+
+    def plan(*flags: str) -> bool:
+        return config_from_args(build_parser().parse_args(["run", *flags])).generation.plan
+
+    assert plan() is True, "the default on the local runner"
+    assert plan("--runner", "ray") is False
+    assert plan("--runner", "ray", "--plan") is True
+    config = tmp_path / "c.yaml"
+    config.write_text("generation:\n  plan: true\n")
+    assert plan(str(config), "--runner", "ray") is True, "a config that says plan: true is the user's choice"
