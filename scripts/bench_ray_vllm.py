@@ -37,7 +37,7 @@ def make_config(run: Path, samples: int, model: str, batch_size: int) -> Any:
     from topictree_hf.config import Config
 
     return Config(generation={"num_samples": samples, "formats": ["qa"], "dedup": "exact", "max_tokens": 160,
-                              "seed": 7},
+                              "seed": 7, "plan": False},  # the Ray runner does not plan: like for like
                   engine={"backend": "vllm", "model": model, "batch_size": batch_size, "max_model_len": 2048},
                   output={"run_dir": str(run)})
 
