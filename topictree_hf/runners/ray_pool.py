@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from topictree_hf.config import Config
+from topictree_hf.engines.base import Engine
 from topictree_hf.engines.registry import create_engine
 from topictree_hf.errors import RunDirError, TopicTreeError
 from topictree_hf.generation.allocate import Task
@@ -76,7 +77,8 @@ class SampleWorker:
         engine_config, choice = node_engine(config.engine, gpu)
         self.node = socket.gethostname()
         self.backend, self.why = (choice.backend, choice.why) if choice else ("", "")
-        self.engine = None
+        self.engine: Engine | None = None
+        self.generator: SampleGenerator | None = None
         try:
             check_visible(self.run_dir)
             self.engine = (engine_factory or create_engine)(engine_config)
@@ -90,6 +92,7 @@ class SampleWorker:
         try:
             if self.error is not None:
                 raise self.error
+            assert self.generator is not None  # set whenever self.error is not
             result.block, summary = process_block(self.generator, self.run_dir, tasks)
             result.summary = summary.to_dict()
             journaled = Journaled.of(*([path] for path in block_paths(self.run_dir, result.block)))
@@ -100,8 +103,9 @@ class SampleWorker:
 
     def close(self) -> None:
         """Release the engine (vLLM's memory and processes) before the actor is killed."""
-        if self.engine is not None:
+        if self.generator is not None:  # None when the engine or the generator failed to start
             self.generator.close()
+        if self.engine is not None:
             self.engine.close()
             self.engine = None
 

@@ -98,7 +98,7 @@ class RayRunner(Runner):
         mark_visible(run_dir)
         cluster = _cluster_resources(ray)
         sized = sized_for(config.engine, cluster)
-        resources = _resources(ray, sized, self.options, cluster, workers=1)
+        resources = _resources([n for n in ray.nodes() if n.get("Alive")], sized, self.options, cluster, workers=1)
         strategy = resources.pop("ray_remote_args_fn", lambda: {})()
         group = getattr(strategy.get("scheduling_strategy"), "placement_group", None)
         remote = ray.remote(max_calls=1)(_tree_task).options(**resources, **strategy)  # max_calls=1: GPU freed
@@ -139,10 +139,10 @@ def _cluster_resources(ray: ModuleType) -> dict[str, float]:
     return dict(ray.cluster_resources())
 
 
-def _resources(ray: ModuleType, sized: EngineConfig, options: RayOptions, cluster: dict[str, float],
+def _resources(live: list[dict[str, Any]], sized: EngineConfig, options: RayOptions, cluster: dict[str, float],
                workers: int) -> dict[str, Any]:
-    """What each of `workers` actors asks for, checked against the cluster's nodes."""
-    node_cpus = max((float(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")), default=0.0)
+    """What each of `workers` actors asks for, checked against the cluster's live nodes (`ray.nodes()`)."""
+    node_cpus = max((float(n["Resources"].get("CPU", 0)) for n in live), default=0.0)
     cores = vllm_cpu_cores(node_cpus, cluster.get("CPU", 1), workers)
     resources = actor_resources(sized, options, cluster, cores=cores)
     check_feasible(resources, cluster, node_cpus)
@@ -172,9 +172,9 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, tasks: Iterato
     cluster = _cluster_resources(ray)
     sized = sized_for(config.engine, cluster)
     pending = len(first) + (plan.queued if plan is not None else 0)
-    nodes = len([n for n in ray.nodes() if n.get("Alive")])
-    workers = default_workers(cluster, sized, options, math.ceil(pending / block_size), nodes)
-    resources = _resources(ray, sized, options, cluster, workers)
+    live = [n for n in ray.nodes() if n.get("Alive")]
+    workers = default_workers(cluster, sized, options, math.ceil(pending / block_size), len(live))
+    resources = _resources(live, sized, options, cluster, workers)
     with actor_pool(ray, config, run_dir, workers, resources, options.engine_factory,
                     holds_gpu(sized, options, cluster)) as actors:
         in_flight: dict[Any, list[Task]] = {}
