@@ -28,14 +28,17 @@ from topictree_hf.engines.registry import create_engine
 from topictree_hf.errors import ConfigError, EngineError, ModelNotFoundError
 from topictree_hf.generation.allocate import allocate
 from topictree_hf.generation.generator import SampleGenerator
+from topictree_hf.generation.summary import Summary
 from topictree_hf.journal import read_jsonl
 from topictree_hf.pipeline import generate_stage, tree_stage
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.blocks import (
     block_name,
     block_paths,
+    block_records,
     merge_failure_shards,
     process_block,
+    receive_block,
 )
 from topictree_hf.runners.ray_cluster import (
     check_feasible,
@@ -45,6 +48,7 @@ from topictree_hf.runners.ray_cluster import (
     sized_for,
     vllm_cpu_cores,
 )
+from topictree_hf.runners.ray_disk import drop_scratch, mark_run_dir, scratch_root, worker_run_dir
 from topictree_hf.runners.ray_runner import RayOptions, RayRunner, actor_resources, worker_engine_config
 from topictree_hf.tree.model import TopicTree
 
@@ -171,15 +175,43 @@ def test_failure_shards_fold_into_failures_jsonl_once(tmp_path: Path) -> None:
     assert not list(tmp_path.glob("failures-ray-*"))
 
 
-def test_a_node_that_does_not_see_the_run_dir_says_so_in_one_line(tmp_path: Path) -> None:
-    from topictree_hf.errors import RunDirError
-    from topictree_hf.runners.ray_pool import check_visible, mark_visible
+def test_a_worker_journals_in_the_run_dir_only_where_it_sees_the_drivers(tmp_path: Path) -> None:
+    run_dir = RunDir(tmp_path / "run")
+    run_dir.path.mkdir()
+    token = mark_run_dir(run_dir)
+    assert mark_run_dir(run_dir) == token, "one token per run dir, kept across stages and reruns"
+    here, shared = worker_run_dir(str(run_dir.path), token, "w1")
+    assert shared and here.path == run_dir.path
+    # another disk mounted at the same path (its own marker), no such path, or sharing turned off: scratch
+    (tmp_path / "other").mkdir()
+    mark_run_dir(RunDir(tmp_path / "other"))
+    for path, share in ((tmp_path / "other", None), (tmp_path / "missing", None), (run_dir.path, False)):
+        scratch, shared = worker_run_dir(str(path), token, "w1", share)
+        assert not shared and scratch.path == scratch_root(token) / "w1" and scratch.path.is_dir()
+        drop_scratch(scratch, shared)
+        assert not scratch.path.exists()
+    drop_scratch(here, True)
+    assert run_dir.path.is_dir(), "the driver's run dir is never removed"
 
-    run_dir = RunDir(tmp_path)  # as a node without the shared mount sees it: no marker from the driver
-    with pytest.raises(RunDirError, match=f"the run dir {tmp_path} is not visible on Ray node .*: put it on storage"):
-        check_visible(run_dir)
-    mark_visible(run_dir)
-    check_visible(run_dir)
+
+def test_a_block_sent_back_is_journaled_once_per_id(tmp_path: Path) -> None:
+    tree, config = flat_tree(2), make_config(tmp_path / "run", 6)
+    scratch, driver = RunDir(tmp_path / "scratch"), prepared(config)
+    tasks = list(allocate(tree, config.generation))
+    name, summary = process_block(SampleGenerator(FakeEngine(respond), config, scratch), scratch, tasks)
+    samples, failures = block_records(scratch, name)
+    assert len(samples) == summary.valid and len(samples) + len(failures) == len(tasks)
+    assert receive_block(driver, name, samples, failures) == len(tasks)
+    assert receive_block(driver, name, samples, failures) == 0, "a block sent again (a retry) adds nothing"
+    assert id_lines(driver) == Counter({t.id: 1 for t in tasks})
+    assert [s.to_json() for s in driver.iter_samples()] == [s.to_json() for s in scratch.iter_samples()]
+
+
+def test_a_library_caller_asking_ray_for_leaf_plans_gets_one_line_not_a_silent_skip(tmp_path: Path) -> None:
+    config = make_config(tmp_path, 6).model_copy(deep=True)
+    config.generation.plan = True
+    with pytest.raises(ConfigError, match=r"generation.plan runs on the local runner only .*\(--no-plan\)$"):
+        RayRunner().generate(config, prepared(config), iter([]), Summary())
 
 
 GPU_CLUSTER, CPU_CLUSTER = {"CPU": 16, "GPU": 8}, {"CPU": 16}
@@ -297,9 +329,9 @@ def ray_cluster() -> Iterator[Any]:
 
 
 def ray_run(config: Config, tree: TopicTree, factory: Callable[[EngineConfig], Engine] | None,
-            block_size: int) -> RunDir:
+            block_size: int, share: bool | None = None) -> RunDir:
     run_dir = prepared(config)
-    options = RayOptions(workers=2, block_size=block_size, engine_factory=factory)
+    options = RayOptions(workers=2, block_size=block_size, engine_factory=factory, share_run_dir=share)
     summary = generate_stage(config, RayRunner(options), run_dir, tree)
     assert summary.valid == len(list(run_dir.iter_samples()))
     return run_dir
@@ -369,6 +401,27 @@ def test_ray_actor_killed_mid_run_every_id_once(ray_cluster: Any, tmp_path: Path
     assert marker.exists(), "an actor was killed"
     local_dir = local_run(make_config(tmp_path / "local", 60), tree, FakeEngine(respond))
     assert_same_as_local(ray_dir, local_dir, tree, config)
+
+
+def test_workers_that_do_not_see_the_run_dir_send_their_journals_through_ray(ray_cluster: Any,
+                                                                            tmp_path: Path) -> None:
+    """No node but the driver's touches the run dir: the tree comes back from its task, every block's
+    records from its actor (an actor killed mid-block resumes from its own scratch); the result equals
+    the local runner's and no scratch folder is left."""
+    tree_dir = tmp_path / "tree"
+    runner = RayRunner(RayOptions(engine_factory=lambda _c: FakeEngine(respond_any), share_run_dir=False))
+    tree_config = Config(tree={"depth": 1, "degree": 2}, output={"run_dir": str(tree_dir)})
+    tree = tree_stage(tree_config, runner, prepared(tree_config))
+    assert TopicTree.load(tree_dir / "topic_tree.json").stats() == tree.stats()
+    assert (tree_dir / "topic_tree.png").exists() and not (tree_dir / "tree.jsonl").exists()
+    flat, config, marker = flat_tree(5), make_config(tmp_path / "ray", 60), tmp_path / "died"
+    ray_dir = ray_run(config, flat, DyingFactory(str(marker), fake_factory), block_size=6, share=False)
+    assert marker.exists(), "an actor was killed"
+    local_dir = local_run(make_config(tmp_path / "local", 60), flat, FakeEngine(respond))
+    assert_same_as_local(ray_dir, local_dir, flat, config)
+    assert [s.to_json() for s in ray_dir.iter_samples()] and sorted(s.id for s in ray_dir.iter_samples()) == sorted(
+        s.id for s in local_dir.iter_samples())
+    assert not scratch_root(mark_run_dir(ray_dir)).exists() or not any(scratch_root(mark_run_dir(ray_dir)).iterdir())
 
 
 def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> None:

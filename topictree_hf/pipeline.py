@@ -109,6 +109,8 @@ def tree_stage(config: Config, where: Where, run_dir: RunDir, progress: LevelPro
     if run_dir.tree_source() in ("imported", "baseline"):
         return TopicTree.load(run_dir.tree_file)
     tree = as_runner(where).build_tree(config, run_dir, build_tree, progress)
+    if not run_dir.tree_png.exists():  # built on a Ray node that does not share the run dir
+        draw_tree(tree, run_dir)
     if run_dir.read_manifest() is not None:
         run_dir.mark_tree_source("built")
     return tree

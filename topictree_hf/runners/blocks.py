@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from topictree_hf.generation.allocate import Task
 from topictree_hf.generation.generator import SampleGenerator
@@ -52,6 +53,32 @@ def process_block(generator: SampleGenerator, run_dir: RunDir, tasks: Sequence[T
     with Journal(samples_path) as samples, Journal(failures_path) as failures:
         summary.merge(generator.generate_tasks((t for t in tasks if t.id not in done), samples, failures, progress))
     return name, summary
+
+
+def block_records(run_dir: RunDir, name: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The journal lines of block `name` (samples, failures), once per id: what a worker that does
+    not share the driver's run dir sends back (runners/ray_disk.py)."""
+    samples_path, failures_path = block_paths(run_dir, name)
+    return [r for _, r in journal_lines([samples_path])], [r for _, r in journal_lines([failures_path])]
+
+
+def drop_block(run_dir: RunDir, name: str) -> None:
+    for path in block_paths(run_dir, name):
+        path.unlink(missing_ok=True)
+
+
+def receive_block(run_dir: RunDir, name: str, samples: Sequence[dict[str, Any]],
+                  failures: Sequence[dict[str, Any]]) -> int:
+    """Journal a block's records sent by a worker into the run dir's shards of that block, each id
+    once (a block sent again after a retry adds nothing); returns the lines written."""
+    written = 0
+    for path, records in zip(block_paths(run_dir, name), (samples, failures), strict=True):
+        have = {sid for sid, _ in journal_lines([path])}
+        fresh = [r for r in records if r.get("id") not in have]
+        if fresh:
+            with Journal(path) as journal:
+                written += journal.write_batch(fresh)
+    return written
 
 
 def merge_failure_shards(run_dir: RunDir) -> int:

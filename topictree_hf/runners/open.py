@@ -20,7 +20,7 @@ from topictree_hf.engines.registry import create_engine
 from topictree_hf.errors import ConfigError
 from topictree_hf.runners.base import Runner
 from topictree_hf.runners.ray_cluster import RayOptions, ray_session, require_ray
-from topictree_hf.runners.ray_runner import RayRunner
+from topictree_hf.runners.ray_runner import RayRunner, check_no_plan
 
 RunnerName = Literal["local", "ray"]
 RUNNER_NAMES: tuple[str, ...] = get_args(RunnerName)
@@ -65,9 +65,7 @@ def open_where(config: Config, choice: RunnerChoice, events: OpenEvents | None =
     """The engine (local) or the Ray runner (ray) for the command's stages, closed on exit."""
     events = events or OpenEvents()
     if choice.name == "ray":
-        if config.generation.plan:  # a leaf's plan and its samples share one engine stream (generation/plan.py)
-            raise ConfigError("generation.plan runs on the local runner only for now; drop --runner ray or set "
-                              "generation.plan: false")
+        check_no_plan(config)  # before anything starts
         return open_ray(config, choice.ray, events)
     return open_engine(config.engine, events)
 

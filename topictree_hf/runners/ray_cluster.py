@@ -54,6 +54,9 @@ class RayOptions:
     num_cpus: float | None = None  # per actor; default 1
     num_gpus: float | None = None  # per actor; default: tensor_parallel_size for vllm, else 0
     engine_factory: EngineFactory | None = None  # picklable; default: the backend registry (create_engine)
+    # workers journal in the run dir when their node sees it (None); False: always on their own node,
+    # the driver journals what they send back (runners/ray_disk.py)
+    share_run_dir: bool | None = None
 
 
 def worker_env() -> dict[str, str]:

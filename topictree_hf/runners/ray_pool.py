@@ -5,6 +5,9 @@ An actor whose process dies (a node lost, SIGKILL, out of memory) is restarted b
 `RESTARTS` times per actor) and the block it held is sent to it again: the block reopens its own
 shards and finishes what is missing (runners/blocks.py), so nothing is lost or written twice. When an
 actor has died more often than that, the stage stops with one line; a rerun resumes.
+
+An actor journals in the driver's run dir when its node sees it, else in a scratch folder on its node
+and sends each block's records back in its result (runners/ray_disk.py); the driver journals them.
 """
 
 from __future__ import annotations
@@ -13,32 +16,33 @@ import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from topictree_hf.config import Config
+from topictree_hf.dedup import KeptText
 from topictree_hf.engines.base import Engine
 from topictree_hf.engines.registry import create_engine
-from topictree_hf.errors import RunDirError, TopicTreeError
+from topictree_hf.errors import TopicTreeError
 from topictree_hf.generation.allocate import Task
 from topictree_hf.generation.generator import SampleGenerator
-from topictree_hf.rundir import Journaled, RunDir
-from topictree_hf.runners.blocks import block_paths, process_block
+from topictree_hf.rundir import Journaled
+from topictree_hf.runners.blocks import block_paths, block_records, drop_block, process_block
 from topictree_hf.runners.ray_cluster import EngineFactory, node_engine
+from topictree_hf.runners.ray_disk import drop_scratch, worker_run_dir
 
 if TYPE_CHECKING:
     from types import ModuleType
 
 RESTARTS = 4  # per actor: a lost actor is restarted (its engine started again) and its block re-run
 QUEUED = 2  # blocks queued per actor: the next one starts as soon as one ends
-VISIBLE_MARK = ".ray-run-dir"  # written by the driver; an actor that cannot see it has another disk
 
 
 @dataclass(slots=True)
 class BlockResult:
     """What an actor sends back for one block: its name, its counts (`Summary.to_dict()`), the ids it
-    kept and failed (the driver reports them to the stage's plan), or the one-line error; and what
-    `backend: auto` became on the actor's node (empty when the backend was named)."""
+    kept and failed (the driver reports them to the stage's plan), or the one-line error; what
+    `backend: auto` became on the actor's node (empty when the backend was named); and, from an actor
+    that does not share the driver's run dir, the block's journal lines (the driver journals them)."""
 
     node: str
     backend: str = ""
@@ -49,18 +53,20 @@ class BlockResult:
     failed: list[str] = field(default_factory=list)
     error_type: str = ""
     error: str = ""
+    samples: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
 
 
-def mark_visible(run_dir: RunDir) -> None:
-    """Written by the driver before any Ray work: what `check_visible` looks for on a node."""
-    (run_dir.path / VISIBLE_MARK).write_text("the Ray runner's workers check that they see this run dir\n")
+@dataclass(frozen=True, slots=True)
+class PoolSetup:
+    """What every actor of a pool gets: the driver's run dir path and its token (runners/ray_disk.py),
+    whether actors may share the run dir (None: when they see it), and what the run kept before the
+    pool started (for the dedup; sent once through Ray's object store)."""
 
-
-def check_visible(run_dir: RunDir) -> None:
-    """One line when this node does not see the driver's run dir (it is not on shared storage)."""
-    if not (run_dir.path / VISIBLE_MARK).exists():
-        raise RunDirError(f"the run dir {run_dir.path} is not visible on Ray node {socket.gethostname()}: put it "
-                          "on storage every node mounts (NFS, a mounted bucket) at the same path")
+    run_path: str
+    token: str
+    share: bool | None = None
+    prior: list[KeptText] = field(default_factory=list)
 
 
 class SampleWorker:
@@ -70,20 +76,19 @@ class SampleWorker:
     in the result, so the driver re-raises it as the same one-line error instead of Ray's wrapped
     traceback."""
 
-    def __init__(self, config: Config, run_path: str, engine_factory: EngineFactory | None = None,
+    def __init__(self, config: Config, setup: PoolSetup, engine_factory: EngineFactory | None = None,
                  gpu: bool = False) -> None:
         self.error: TopicTreeError | None = None
-        self.run_dir = RunDir(Path(run_path))
+        self.run_dir, self.shared = worker_run_dir(setup.run_path, setup.token, _worker_name(), setup.share)
         engine_config, choice = node_engine(config.engine, gpu)
         self.node = socket.gethostname()
         self.backend, self.why = (choice.backend, choice.why) if choice else ("", "")
         self.engine: Engine | None = None
         self.generator: SampleGenerator | None = None
         try:
-            check_visible(self.run_dir)
             self.engine = (engine_factory or create_engine)(engine_config)
             self.generator = SampleGenerator(self.engine, config, self.run_dir)
-            self.generator.remember(self.run_dir.iter_samples())  # what earlier runs kept, for the dedup
+            self.generator.dedup.remember(setup.prior)  # what earlier runs kept, for the dedup
         except TopicTreeError as exc:
             self.error = exc
 
@@ -97,6 +102,9 @@ class SampleWorker:
             result.summary = summary.to_dict()
             journaled = Journaled.of(*([path] for path in block_paths(self.run_dir, result.block)))
             result.kept, result.failed = list(journaled.kept), list(journaled.failed)
+            if not self.shared:  # the driver journals them; a retry of this block sends them again
+                result.samples, result.failures = block_records(self.run_dir, result.block)
+                drop_block(self.run_dir, result.block)
         except TopicTreeError as exc:
             result.error_type, result.error = type(exc).__name__, str(exc)
         return result
@@ -108,14 +116,25 @@ class SampleWorker:
         if self.engine is not None:
             self.engine.close()
             self.engine = None
+        drop_scratch(self.run_dir, self.shared)
+
+
+def _worker_name() -> str:
+    """The actor's id (the same after Ray restarts it, so a re-run block finds its scratch shards)."""
+    try:
+        import ray
+
+        return ray.get_runtime_context().get_actor_id() or "driver"
+    except (ImportError, AttributeError, RuntimeError):
+        return "driver"
 
 
 @contextmanager
-def actor_pool(ray: ModuleType, config: Config, run_dir: RunDir, workers: int, resources: dict[str, Any],
+def actor_pool(ray: ModuleType, config: Config, setup: PoolSetup, workers: int, resources: dict[str, Any],
                engine_factory: EngineFactory | None, gpu: bool) -> Iterator[list[Any]]:
     """`workers` SampleWorker actors for one stage; each closed (engine released) and killed on exit,
     their placement groups removed."""
-    mark_visible(run_dir)
+    shared_setup = ray.put(setup)  # once in the object store, not once per actor
     strategy_fn = resources.pop("ray_remote_args_fn", None)
     cls = ray.remote(SampleWorker)
     actors, groups = [], []
@@ -126,7 +145,7 @@ def actor_pool(ray: ModuleType, config: Config, run_dir: RunDir, workers: int, r
             if group is not None:
                 groups.append(group)
             actors.append(cls.options(max_restarts=RESTARTS, max_task_retries=RESTARTS, **resources, **strategy)
-                          .remote(config, str(run_dir.path), engine_factory, gpu))
+                          .remote(config, shared_setup, engine_factory, gpu))
         yield actors
         ray.wait([actor.close.remote() for actor in actors], num_returns=len(actors), timeout=60)
     finally:  # on an error or an interrupt the actors are killed at once, the blocks they hold left journaled

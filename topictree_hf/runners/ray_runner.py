@@ -16,9 +16,12 @@ journaled, what is pending, the counts and the summary) are `pipeline.tree_stage
               died (the actor is restarted and the call retried) finishes what is missing and
               duplicates nothing.
 
+Workers need not see the run dir: one whose node does not (no shared mount) journals on its own node
+and sends each finished block's records back in its result; the driver journals them
+(runners/ray_disk.py). The tree task likewise returns the tree, which the driver saves.
+
 Joining the cluster, what each actor asks for and how it resolves `backend: auto` on its node:
 runners/ray_cluster.py. What an actor chose is reported through the runner's `report` (the CLI prints it).
-The run dir must be on storage every node sees (NFS, a mounted bucket).
 
 Dedup of samples is per actor (plus everything journaled before the actor started): near-duplicates
 made at the same time on two actors can both be kept.
@@ -31,21 +34,21 @@ import math
 import socket
 from collections.abc import Callable, Iterator
 from itertools import islice
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from topictree_hf import errors
 from topictree_hf.config import Config, EngineConfig
 from topictree_hf.engines.auto import Choice
 from topictree_hf.engines.registry import create_engine
-from topictree_hf.errors import EngineError, TopicTreeError
+from topictree_hf.errors import ConfigError, EngineError, TopicTreeError
 from topictree_hf.generation.allocate import Task
 from topictree_hf.generation.generator import Progress
+from topictree_hf.generation.steps import kept_texts
 from topictree_hf.generation.summary import Summary
 from topictree_hf.generation.topup import TaskPlan
 from topictree_hf.rundir import RunDir
 from topictree_hf.runners.base import Runner, TreeWork
-from topictree_hf.runners.blocks import merge_failure_shards
+from topictree_hf.runners.blocks import merge_failure_shards, receive_block
 from topictree_hf.runners.ray_cluster import (
     EngineFactory,
     RayOptions,
@@ -62,7 +65,8 @@ from topictree_hf.runners.ray_cluster import (
     worker_engine_config,
     worker_env,
 )
-from topictree_hf.runners.ray_pool import QUEUED, BlockResult, actor_pool, check_visible, mark_visible
+from topictree_hf.runners.ray_disk import drop_scratch, mark_run_dir, worker_run_dir
+from topictree_hf.runners.ray_pool import QUEUED, BlockResult, PoolSetup, actor_pool
 from topictree_hf.tree.builder import LevelProgress
 from topictree_hf.tree.model import TopicTree
 
@@ -70,7 +74,7 @@ if TYPE_CHECKING:
     from types import ModuleType
 
 # the runner's public names, several of them defined in ray_cluster
-__all__ = ["ChoiceReport", "RayOptions", "RayRunner", "actor_resources", "ray_session", "require_ray",
+__all__ = ["ChoiceReport", "RayOptions", "RayRunner", "actor_resources", "check_no_plan", "ray_session", "require_ray",
            "worker_engine_config", "worker_env"]
 logger = logging.getLogger(__name__)
 # (work, node, backend, why): where `backend: auto` was resolved and to what ("the tree" or "samples")
@@ -95,7 +99,7 @@ class RayRunner(Runner):
         if run_dir.tree_file.exists():
             return TopicTree.load(run_dir.tree_file)
         ray = require_ray()
-        mark_visible(run_dir)
+        token = mark_run_dir(run_dir)
         cluster = _cluster_resources(ray)
         sized = sized_for(config.engine, cluster)
         resources = _resources([n for n in ray.nodes() if n.get("Alive")], sized, self.options, cluster, workers=1)
@@ -103,7 +107,8 @@ class RayRunner(Runner):
         group = getattr(strategy.get("scheduling_strategy"), "placement_group", None)
         remote = ray.remote(max_calls=1)(_tree_task).options(**resources, **strategy)  # max_calls=1: GPU freed
         try:
-            tree, node, choice = ray.get(remote.remote(work, config, str(run_dir.path), self.options.engine_factory,
+            setup = PoolSetup(str(run_dir.path), token, self.options.share_run_dir)
+            tree, node, choice = ray.get(remote.remote(work, config, setup, self.options.engine_factory,
                                                        holds_gpu(sized, self.options, cluster)))
         except ray.exceptions.RayError as exc:
             raise _as_topictree_error(exc, run_dir) from None
@@ -111,7 +116,7 @@ class RayRunner(Runner):
             if group is not None:  # give the GPUs back before the actors ask for theirs
                 ray.util.remove_placement_group(group)
         self.chose("the tree", node, choice)
-        if not run_dir.tree_file.exists():  # the worker's disk is not this one: keep a copy here too
+        if not run_dir.tree_file.exists():  # the worker did not share the run dir: the tree came back
             tree.save(run_dir.tree_file)
         return tree
 
@@ -120,6 +125,7 @@ class RayRunner(Runner):
         """The pending tasks in blocks on one actor pool, top-ups included (see `_run_blocks`); every
         block's failure shard is folded into failures.jsonl afterwards (also when the run fails: what
         finished is kept)."""
+        check_no_plan(config)
         try:
             _run_blocks(require_ray(), config, run_dir, tasks, self, summary, progress)
         finally:
@@ -131,6 +137,14 @@ class RayRunner(Runner):
             return
         self._reported.add((work, node, choice.backend))
         self._report(work, node, choice.backend, choice.why)
+
+
+def check_no_plan(config: Config) -> None:
+    """Leaf plans need the plan and its samples in one engine stream (generation/plan.py); the actors
+    get lists of tasks, so a plan asked for on Ray is one line, not silently skipped."""
+    if config.generation.plan:
+        raise ConfigError("generation.plan runs on the local runner only for now; drop --runner ray or set "
+                          "generation.plan: false (--no-plan)")
 
 
 def _cluster_resources(ray: ModuleType) -> dict[str, float]:
@@ -149,13 +163,17 @@ def _resources(live: list[dict[str, Any]], sized: EngineConfig, options: RayOpti
     return resources
 
 
-def _tree_task(work: TreeWork, config: Config, path: str, engine_factory: EngineFactory | None,
+def _tree_task(work: TreeWork, config: Config, setup: PoolSetup, engine_factory: EngineFactory | None,
                gpu: bool) -> tuple[TopicTree, str, Choice | None]:
-    """The tree stage on a worker; returns the tree, this node's name and what `auto` became here."""
-    check_visible(RunDir(Path(path)))
+    """The tree stage on a worker; returns the tree, this node's name and what `auto` became here.
+    On a node that does not see the run dir it journals in a scratch folder (a retry on this node
+    resumes from it), removed once the tree is sent back."""
+    run_dir, shared = worker_run_dir(setup.run_path, setup.token, "tree", setup.share)
     engine_config, choice = node_engine(config.engine, gpu)
     with (engine_factory or create_engine)(engine_config) as engine:
-        return work(config, engine, RunDir(Path(path)), None), socket.gethostname(), choice
+        tree = work(config, engine, run_dir, None)
+    drop_scratch(run_dir, shared)
+    return tree, socket.gethostname(), choice
 
 
 def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, tasks: Iterator[Task], runner: RayRunner,
@@ -175,7 +193,9 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, tasks: Iterato
     live = [n for n in ray.nodes() if n.get("Alive")]
     workers = default_workers(cluster, sized, options, math.ceil(pending / block_size), len(live))
     resources = _resources(live, sized, options, cluster, workers)
-    with actor_pool(ray, config, run_dir, workers, resources, options.engine_factory,
+    prior = [] if config.generation.dedup == "none" else list(kept_texts(run_dir.iter_samples()))
+    setup = PoolSetup(str(run_dir.path), mark_run_dir(run_dir), options.share_run_dir, prior)
+    with actor_pool(ray, config, setup, workers, resources, options.engine_factory,
                     holds_gpu(sized, options, cluster)) as actors:
         in_flight: dict[Any, list[Task]] = {}
         slots = [actor for actor in actors for _ in range(QUEUED)]
@@ -192,19 +212,22 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, tasks: Iterato
                 (ref,), _ = ray.wait(list(in_flight), num_returns=1)
                 done, actor = in_flight.pop(ref), owner.pop(ref)
                 slots.append(actor)
-                _settle(ray.get(ref), done, plan, runner, summary, progress)
+                _settle(ray.get(ref), done, plan, runner, summary, progress, run_dir)
         except ray.exceptions.RayError as exc:
             raise _as_topictree_error(exc, run_dir) from None
 
 
 def _settle(result: BlockResult, tasks: list[Task], plan: TaskPlan | None, runner: RayRunner, summary: Summary,
-            progress: Progress | None) -> None:
-    """One finished block: its error re-raised as one line, else its counts merged and its outcomes
-    reported to the plan (a task neither kept nor failed counts as failed)."""
+            progress: Progress | None, run_dir: RunDir) -> None:
+    """One finished block: its error re-raised as one line, else its records journaled (from an actor
+    that does not share the run dir), its counts merged and its outcomes reported to the plan (a task
+    neither kept nor failed counts as failed)."""
     if result.backend:
         runner.chose("samples", result.node, Choice(result.backend, result.why))
     if result.error_type:
         raise _worker_error(result.error_type, result.error)
+    if result.samples or result.failures:
+        receive_block(run_dir, result.block, result.samples, result.failures)
     block = Summary.from_dict(result.summary)
     summary.merge(block)
     if plan is not None:
