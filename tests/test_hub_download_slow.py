@@ -17,7 +17,7 @@ from topictree_hf.engines.hub import PINS
 from topictree_hf.engines.models import SMALLEST, gguf_as_folder, resolve_model
 
 pytestmark = pytest.mark.slow
-RUN = ["run", "--root", "Ancient Egypt", "--depth", "1", "--degree", "2", "--samples", "2", "--no-eval",
+RUN = ["run", "--root", "Ancient Egypt", "--depth", "1", "--degree", "2", "--samples", "2", "--no-eval", "--no-plan",
        "--backend", "transformers", "--model", "org/smollm2"]
 
 

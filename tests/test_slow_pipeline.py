@@ -67,7 +67,9 @@ def test_bundled_tree_is_clean_and_batched(history_tree: tuple[TopicTree, int]) 
 def test_bundled_generation_end_to_end(bundled_engine: Engine, history_tree: tuple[TopicTree, int],
                                        tmp_path: Path) -> None:
     tree, _ = history_tree
-    config = Config(generation={"num_samples": 18, "formats": ["qa"], "max_tokens": 160},
+    # plan off: this is the sample stream end to end (leaf plans on a real model: test_slow_diversity,
+    # test_determinism and the vllm tier's default run)
+    config = Config(generation={"num_samples": 18, "formats": ["qa"], "max_tokens": 160, "plan": False},
                     engine=SMOLLM2_ENGINE | {"batch_size": 18}, output={"run_dir": str(tmp_path)})
     run_dir = RunDir(tmp_path)
     run_dir.prepare(config)
@@ -93,7 +95,7 @@ def test_bundled_generation_end_to_end(bundled_engine: Engine, history_tree: tup
 def test_run_resumes_after_sigkill_without_losing_or_repeating_ids(tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "topictree_hf", "run", "--root", "Ancient Egypt", "--depth", "1", "--degree", "2",
-           "--samples", "6", "--batch-size", "2", "--model", SMOLLM2, "--backend", "transformers",
+           "--samples", "6", "--batch-size", "2", "--model", SMOLLM2, "--backend", "transformers", "--no-plan",
            "--run-dir", str(run), "--out", str(tmp_path / "ds")]
     env = {**os.environ, "TOPICTREE_NO_PROGRESS": "1"}
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

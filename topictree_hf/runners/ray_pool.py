@@ -72,7 +72,7 @@ class PoolSetup:
 class SampleWorker:
     """One Ray actor: one engine, one SampleGenerator; each `run` is one block, journaled on its own.
 
-    A TopicTreeError (model missing on this node, server down, the run dir not visible here) comes back
+    A TopicTreeError (model missing on this node, server down, a corrupted journal) comes back
     in the result, so the driver re-raises it as the same one-line error instead of Ray's wrapped
     traceback."""
 
