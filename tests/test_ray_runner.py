@@ -22,6 +22,7 @@ from fake_engine import FakeEngine, request_kind
 
 from topictree_hf.cli import main
 from topictree_hf.config import SMOLLM2, Config, EngineConfig
+from topictree_hf.dedup import KeptText
 from topictree_hf.engines import auto
 from topictree_hf.engines.base import ChatRequest, Completion, Engine, Progress
 from topictree_hf.engines.registry import create_engine
@@ -49,6 +50,7 @@ from topictree_hf.runners.ray_cluster import (
     vllm_cpu_cores,
 )
 from topictree_hf.runners.ray_disk import drop_scratch, mark_run_dir, scratch_root, worker_run_dir
+from topictree_hf.runners.ray_pool import PoolSetup, SampleWorker
 from topictree_hf.runners.ray_runner import RayOptions, RayRunner, actor_resources, worker_engine_config
 from topictree_hf.tree.model import TopicTree
 
@@ -422,6 +424,25 @@ def test_workers_that_do_not_see_the_run_dir_send_their_journals_through_ray(ray
     assert [s.to_json() for s in ray_dir.iter_samples()] and sorted(s.id for s in ray_dir.iter_samples()) == sorted(
         s.id for s in local_dir.iter_samples())
     assert not scratch_root(mark_run_dir(ray_dir)).exists() or not any(scratch_root(mark_run_dir(ray_dir)).iterdir())
+
+
+def test_an_actor_remembers_what_the_run_kept_before_once_per_process(ray_cluster: Any, tmp_path: Path) -> None:
+    """The dedup memory reaches an actor by reference with its first block (not as a constructor
+    argument, which a restart could not get back), and is read once per actor process."""
+    config = make_config(tmp_path / "run", 6, backend="transformers")  # named: resolved nowhere
+    run_dir = prepared(config)
+    worker = SampleWorker(config, PoolSetup(str(run_dir.path), mark_run_dir(run_dir)), fake_factory)
+    kept = KeptText("an answer kept by an earlier run")
+    prior = ray_cluster.put([kept])
+    assert worker.generator is not None
+    dedup, remembered = worker.generator.dedup, []
+    real = dedup.remember
+    dedup.remember = lambda texts: (remembered.extend(texts := list(texts)), real(texts))  # type: ignore[method-assign]
+    tasks = list(allocate(flat_tree(2), config.generation))
+    assert not worker.run(tasks[:3], [prior]).error and not worker.run(tasks[3:], [prior]).error
+    assert remembered.count(kept) == 1, "read once per actor process, not once per block"
+    assert dedup.check_and_add(kept.text), "a text the run kept before is a duplicate"
+    worker.close()
 
 
 def test_ray_rerun_skips_what_is_journaled(ray_cluster: Any, tmp_path: Path) -> None:

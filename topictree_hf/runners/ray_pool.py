@@ -60,13 +60,24 @@ class BlockResult:
 @dataclass(frozen=True, slots=True)
 class PoolSetup:
     """What every actor of a pool gets: the driver's run dir path and its token (runners/ray_disk.py),
-    whether actors may share the run dir (None: when they see it), and what the run kept before the
-    pool started (for the dedup; sent once through Ray's object store)."""
+    and whether actors may share the run dir (None: when they see it)."""
 
     run_path: str
     token: str
     share: bool | None = None
-    prior: list[KeptText] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Pool:
+    """A stage's actors, and what the run kept before the stage (for their dedup) in Ray's object
+    store: put once, handed to each block by reference (not to the constructors: a restarted actor
+    must not depend on a constructor argument in the object store), read once per actor process."""
+
+    actors: list[Any]
+    prior: Any  # ray.ObjectRef of list[KeptText]
+
+    def run(self, actor: Any, block: list[Task]) -> Any:
+        return actor.run.remote(block, [self.prior])  # in a list: Ray passes the reference, not the value
 
 
 class SampleWorker:
@@ -85,19 +96,23 @@ class SampleWorker:
         self.backend, self.why = (choice.backend, choice.why) if choice else ("", "")
         self.engine: Engine | None = None
         self.generator: SampleGenerator | None = None
+        self.remembered = False
         try:
             self.engine = (engine_factory or create_engine)(engine_config)
             self.generator = SampleGenerator(self.engine, config, self.run_dir)
-            self.generator.dedup.remember(setup.prior)  # what earlier runs kept, for the dedup
         except TopicTreeError as exc:
             self.error = exc
 
-    def run(self, tasks: Sequence[Task]) -> BlockResult:
+    def run(self, tasks: Sequence[Task], prior: Sequence[Any] = ()) -> BlockResult:
+        """One block; `prior` holds the reference to what the run kept before the stage (`Pool`)."""
         result = BlockResult(self.node, self.backend, self.why)
         try:
             if self.error is not None:
                 raise self.error
             assert self.generator is not None  # set whenever self.error is not
+            if not self.remembered:  # once per actor process (again after a restart)
+                self.generator.dedup.remember(_fetch(prior))
+                self.remembered = True
             result.block, summary = process_block(self.generator, self.run_dir, tasks)
             result.summary = summary.to_dict()
             journaled = Journaled.of(*([path] for path in block_paths(self.run_dir, result.block)))
@@ -119,22 +134,27 @@ class SampleWorker:
         drop_scratch(self.run_dir, self.shared)
 
 
+def _fetch(prior: Sequence[Any]) -> list[KeptText]:
+    import ray
+
+    return [kept for ref in prior for kept in ray.get(ref)]
+
+
 def _worker_name() -> str:
     """The actor's id (the same after Ray restarts it, so a re-run block finds its scratch shards)."""
     try:
         import ray
 
         return ray.get_runtime_context().get_actor_id() or "driver"
-    except (ImportError, AttributeError, RuntimeError):
+    except (ImportError, AttributeError, RuntimeError, AssertionError):  # not in an actor (Ray asserts)
         return "driver"
 
 
 @contextmanager
-def actor_pool(ray: ModuleType, config: Config, setup: PoolSetup, workers: int, resources: dict[str, Any],
-               engine_factory: EngineFactory | None, gpu: bool) -> Iterator[list[Any]]:
+def actor_pool(ray: ModuleType, config: Config, setup: PoolSetup, prior: list[KeptText], workers: int,
+               resources: dict[str, Any], engine_factory: EngineFactory | None, gpu: bool) -> Iterator[Pool]:
     """`workers` SampleWorker actors for one stage; each closed (engine released) and killed on exit,
     their placement groups removed."""
-    shared_setup = ray.put(setup)  # once in the object store, not once per actor
     strategy_fn = resources.pop("ray_remote_args_fn", None)
     cls = ray.remote(SampleWorker)
     actors, groups = [], []
@@ -145,8 +165,8 @@ def actor_pool(ray: ModuleType, config: Config, setup: PoolSetup, workers: int, 
             if group is not None:
                 groups.append(group)
             actors.append(cls.options(max_restarts=RESTARTS, max_task_retries=RESTARTS, **resources, **strategy)
-                          .remote(config, shared_setup, engine_factory, gpu))
-        yield actors
+                          .remote(config, setup, engine_factory, gpu))
+        yield Pool(actors, ray.put(prior))
         ray.wait([actor.close.remote() for actor in actors], num_returns=len(actors), timeout=60)
     finally:  # on an error or an interrupt the actors are killed at once, the blocks they hold left journaled
         for actor in actors:

@@ -194,18 +194,18 @@ def _run_blocks(ray: ModuleType, config: Config, run_dir: RunDir, tasks: Iterato
     workers = default_workers(cluster, sized, options, math.ceil(pending / block_size), len(live))
     resources = _resources(live, sized, options, cluster, workers)
     prior = [] if config.generation.dedup == "none" else list(kept_texts(run_dir.iter_samples()))
-    setup = PoolSetup(str(run_dir.path), mark_run_dir(run_dir), options.share_run_dir, prior)
-    with actor_pool(ray, config, setup, workers, resources, options.engine_factory,
-                    holds_gpu(sized, options, cluster)) as actors:
+    setup = PoolSetup(str(run_dir.path), mark_run_dir(run_dir), options.share_run_dir)
+    with actor_pool(ray, config, setup, prior, workers, resources, options.engine_factory,
+                    holds_gpu(sized, options, cluster)) as pool:
         in_flight: dict[Any, list[Task]] = {}
-        slots = [actor for actor in actors for _ in range(QUEUED)]
+        slots = [actor for actor in pool.actors for _ in range(QUEUED)]
         owner: dict[Any, Any] = {}
         block: list[Task] | None = first
         try:
             while True:
                 while slots and (block := block or list(islice(tasks, block_size))):
                     actor = slots.pop(0)
-                    ref = actor.run.remote(block)
+                    ref = pool.run(actor, block)
                     in_flight[ref], owner[ref], block = block, actor, None
                 if not in_flight:
                     break
