@@ -191,7 +191,7 @@ def test_a_worker_journals_in_the_run_dir_only_where_it_sees_the_drivers(tmp_pat
         scratch, shared = worker_run_dir(str(path), token, "w1", share)
         assert not shared and scratch.path == scratch_root(token) / "w1" and scratch.path.is_dir()
         drop_scratch(scratch, shared)
-        assert not scratch.path.exists()
+        assert not scratch.path.exists() and not scratch_root(token).exists(), "nothing left in the node's tmp"
     drop_scratch(here, True)
     assert run_dir.path.is_dir(), "the driver's run dir is never removed"
 
@@ -423,7 +423,7 @@ def test_workers_that_do_not_see_the_run_dir_send_their_journals_through_ray(ray
     assert_same_as_local(ray_dir, local_dir, flat, config)
     assert [s.to_json() for s in ray_dir.iter_samples()] and sorted(s.id for s in ray_dir.iter_samples()) == sorted(
         s.id for s in local_dir.iter_samples())
-    assert not scratch_root(mark_run_dir(ray_dir)).exists() or not any(scratch_root(mark_run_dir(ray_dir)).iterdir())
+    assert not scratch_root(mark_run_dir(ray_dir)).exists(), "no scratch folder left on the node"
 
 
 def test_an_actor_remembers_what_the_run_kept_before_once_per_process(ray_cluster: Any, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ has to mount the run dir; what a lost node held of an unfinished block is genera
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import tempfile
@@ -56,6 +57,9 @@ def worker_run_dir(path: str, token: str, worker: str, share: bool | None = None
 
 
 def drop_scratch(run_dir: RunDir, shared: bool) -> None:
-    """Remove a worker's scratch folder (never the driver's run dir)."""
+    """Remove a worker's scratch folder (never the driver's run dir), and the run's scratch folder on
+    this node once no other worker has one there."""
     if not shared:
         shutil.rmtree(run_dir.path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # not empty: another worker of the run is still here
+            run_dir.path.parent.rmdir()
