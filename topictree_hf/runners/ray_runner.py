@@ -23,8 +23,8 @@ and sends each finished block's records back in its result; the driver journals 
 Joining the cluster, what each actor asks for and how it resolves `backend: auto` on its node:
 runners/ray_cluster.py. What an actor chose is reported through the runner's `report` (the CLI prints it).
 
-Dedup of samples is per actor (plus everything journaled before the actor started): near-duplicates
-made at the same time on two actors can both be kept.
+Dedup of samples is per actor (plus everything journaled before the stage started, sent to each actor
+once): near-duplicates made at the same time on two actors can both be kept.
 """
 
 from __future__ import annotations
