@@ -141,13 +141,11 @@ def _fetch(prior: Sequence[Any]) -> list[KeptText]:
 
 
 def _worker_name() -> str:
-    """The actor's id (the same after Ray restarts it, so a re-run block finds its scratch shards)."""
-    try:
-        import ray
+    """The actor's id (the same after Ray restarts it, so a re-run block finds its scratch shards);
+    Ray gives None outside an actor."""
+    import ray
 
-        return ray.get_runtime_context().get_actor_id() or "driver"
-    except (ImportError, AttributeError, RuntimeError, AssertionError):  # not in an actor (Ray asserts)
-        return "driver"
+    return ray.get_runtime_context().get_actor_id() or "driver"
 
 
 @contextmanager
